@@ -1,0 +1,238 @@
+// N-API glue: unpack arguments, call the native kernels, turn C++ exceptions into JS errors that
+// lib/ rethrows as DclError. No math here, and no validation beyond what keeps a pointer safe:
+// lib/ has already checked types, shapes and lengths.
+#include <napi.h>
+
+#include <exception>
+#include <string>
+
+#include "dcl/cpu.h"
+#include "dcl/kernels.h"
+#include "dcl/parallel.h"
+
+namespace {
+
+Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  return error;
+}
+
+// Wraps a binding body so that every C++ exception becomes a JS exception with a code.
+template <class Body>
+Napi::Value guarded(const Napi::CallbackInfo& info, Body body) {
+  Napi::Env env = info.Env();
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const dcl::Error& e) {
+    throw make_error(env, e.code(), e.what());
+  } catch (const std::bad_alloc&) {
+    throw make_error(env, "E_NATIVE", "native code ran out of memory");
+  } catch (const std::exception& e) {
+    throw make_error(env, "E_NATIVE", e.what());
+  }
+}
+
+template <class T>
+T* typed(const Napi::CallbackInfo& info, size_t index, napi_typedarray_type type, bool optional = false) {
+  Napi::Value v = info[index];
+  if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
+    throw dcl::Error("E_ARG", "argument " + std::to_string(index) + " has the wrong typed-array type");
+  return v.As<Napi::TypedArrayOf<T>>().Data();
+}
+
+float* f32(const Napi::CallbackInfo& info, size_t i) { return typed<float>(info, i, napi_float32_array); }
+float* f32_or_null(const Napi::CallbackInfo& info, size_t i) {
+  return typed<float>(info, i, napi_float32_array, true);
+}
+int32_t* i32(const Napi::CallbackInfo& info, size_t i) { return typed<int32_t>(info, i, napi_int32_array); }
+
+int64_t integer(const Napi::CallbackInfo& info, size_t index) {
+  return info[index].As<Napi::Number>().Int64Value();
+}
+
+// Shapes travel as arrays of integers in a fixed order (see lib/native.ts).
+dcl::Conv2dShape conv_shape(const Napi::CallbackInfo& info, size_t index) {
+  Napi::Array a = info[index].As<Napi::Array>();
+  auto at = [&](uint32_t i) { return a.Get(i).As<Napi::Number>().Int64Value(); };
+  dcl::Conv2dShape s;
+  s.batch = at(0); s.in_channels = at(1); s.in_h = at(2); s.in_w = at(3);
+  s.out_channels = at(4); s.kernel_h = at(5); s.kernel_w = at(6);
+  s.stride_h = at(7); s.stride_w = at(8); s.pad_h = at(9); s.pad_w = at(10);
+  return s;
+}
+
+dcl::Pool2dShape pool_shape(const Napi::CallbackInfo& info, size_t index) {
+  Napi::Array a = info[index].As<Napi::Array>();
+  auto at = [&](uint32_t i) { return a.Get(i).As<Napi::Number>().Int64Value(); };
+  dcl::Pool2dShape s;
+  s.batch = at(0); s.channels = at(1); s.in_h = at(2); s.in_w = at(3);
+  s.kernel_h = at(4); s.kernel_w = at(5); s.stride_h = at(6); s.stride_w = at(7);
+  return s;
+}
+
+dcl::LinearShape linear_shape(const Napi::CallbackInfo& info, size_t index) {
+  Napi::Array a = info[index].As<Napi::Array>();
+  auto at = [&](uint32_t i) { return a.Get(i).As<Napi::Number>().Int64Value(); };
+  dcl::LinearShape s;
+  s.batch = at(0); s.in_features = at(1); s.out_features = at(2);
+  return s;
+}
+
+Napi::Value Capabilities(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Array isas = Napi::Array::New(env);
+    uint32_t i = 0;
+    for (dcl::Isa isa : dcl::supported_isas()) isas.Set(i++, dcl::isa_name(isa));
+    out.Set("isas", isas);
+    out.Set("isa", dcl::isa_name(dcl::active_isa()));
+    out.Set("bestIsa", dcl::isa_name(dcl::best_isa()));
+    out.Set("threads", dcl::thread_count());
+    out.Set("hardwareThreads", dcl::hardware_threads());
+    Napi::Object cuda = Napi::Object::New(env);
+    cuda.Set("compiled", false);
+    cuda.Set("usable", false);
+    cuda.Set("reason", "built without CUDA support");
+    out.Set("cuda", cuda);
+    return out;
+  });
+}
+
+Napi::Value SetIsa(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::set_active_isa(dcl::parse_isa(info[0].As<Napi::String>().Utf8Value()));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::set_thread_count(static_cast<int>(integer(info, 0)));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const auto& k = dcl::kernels_for(dcl::parse_isa(info[0].As<Napi::String>().Utf8Value()));
+    double gflops = k.fma_peak(static_cast<int>(integer(info, 1)), info[2].As<Napi::Number>().DoubleValue());
+    return Napi::Number::New(info.Env(), gflops);
+  });
+}
+
+Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::kernels().conv2d_forward(conv_shape(info, 4), f32(info, 0), f32(info, 1), f32_or_null(info, 2), f32(info, 3));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Conv2dBackwardInput(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::kernels().conv2d_backward_input(conv_shape(info, 3), f32(info, 0), f32(info, 1), f32(info, 2));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Conv2dBackwardWeight(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::kernels().conv2d_backward_weight(conv_shape(info, 4), f32(info, 0), f32(info, 1), f32(info, 2), f32_or_null(info, 3));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::kernels().max_pool2d_forward(pool_shape(info, 3), f32(info, 0), f32(info, 1), i32(info, 2));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::kernels().max_pool2d_backward(pool_shape(info, 3), f32(info, 0), i32(info, 1), f32(info, 2));
+    return info.Env().Undefined();
+  });
+}
+
+int64_t length(const Napi::CallbackInfo& info, size_t index) {
+  return static_cast<int64_t>(info[index].As<Napi::TypedArray>().ElementLength());
+}
+
+Napi::Value AbsTanhForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::kernels().abs_tanh_forward(length(info, 0), f32(info, 0), f32(info, 1));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value AbsTanhBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::kernels().abs_tanh_backward(length(info, 0), f32(info, 0), f32(info, 1), f32(info, 2), f32(info, 3));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value SigmoidForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::kernels().sigmoid_forward(length(info, 0), f32(info, 0), f32(info, 1));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value SigmoidBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::kernels().sigmoid_backward(length(info, 0), f32(info, 0), f32(info, 1), f32(info, 2));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value LinearForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::kernels().linear_forward(linear_shape(info, 4), f32(info, 0), f32(info, 1), f32_or_null(info, 2), f32(info, 3));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value LinearBackwardInput(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::kernels().linear_backward_input(linear_shape(info, 3), f32(info, 0), f32(info, 1), f32(info, 2));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value LinearBackwardWeight(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::kernels().linear_backward_weight(linear_shape(info, 4), f32(info, 0), f32(info, 1), f32(info, 2), f32_or_null(info, 3));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("capabilities", Napi::Function::New(env, Capabilities));
+  exports.Set("setIsa", Napi::Function::New(env, SetIsa));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
+  exports.Set("conv2dForward", Napi::Function::New(env, Conv2dForward));
+  exports.Set("conv2dBackwardInput", Napi::Function::New(env, Conv2dBackwardInput));
+  exports.Set("conv2dBackwardWeight", Napi::Function::New(env, Conv2dBackwardWeight));
+  exports.Set("maxPool2dForward", Napi::Function::New(env, MaxPool2dForward));
+  exports.Set("maxPool2dBackward", Napi::Function::New(env, MaxPool2dBackward));
+  exports.Set("absTanhForward", Napi::Function::New(env, AbsTanhForward));
+  exports.Set("absTanhBackward", Napi::Function::New(env, AbsTanhBackward));
+  exports.Set("sigmoidForward", Napi::Function::New(env, SigmoidForward));
+  exports.Set("sigmoidBackward", Napi::Function::New(env, SigmoidBackward));
+  exports.Set("linearForward", Napi::Function::New(env, LinearForward));
+  exports.Set("linearBackwardInput", Napi::Function::New(env, LinearBackwardInput));
+  exports.Set("linearBackwardWeight", Napi::Function::New(env, LinearBackwardWeight));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(dcl_native, Init)

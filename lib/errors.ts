@@ -1,0 +1,30 @@
+/**
+ * The one error class of dcl-native. `code` says what kind of failure it is:
+ * - E_ARG: an argument has the wrong type or value;
+ * - E_SHAPE: a tensor's shape or length does not match what the call needs;
+ * - E_ISA: an instruction set was asked for that this CPU cannot run;
+ * - E_LOAD: the native addon could not be loaded;
+ * - E_NATIVE: native code failed (out of memory, an internal error).
+ */
+export type DclErrorCode = 'E_ARG' | 'E_SHAPE' | 'E_ISA' | 'E_LOAD' | 'E_NATIVE' | 'E_DEVICE';
+
+export class DclError extends Error {
+  readonly code: DclErrorCode;
+
+  constructor(code: DclErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DclError';
+    this.code = code;
+  }
+}
+
+const KNOWN_CODES = new Set<string>(['E_ARG', 'E_SHAPE', 'E_ISA', 'E_LOAD', 'E_NATIVE', 'E_DEVICE']);
+
+/** Turns whatever native code threw into a DclError, keeping its code when it has a known one. */
+export function fromNativeError(error: unknown, operation: string): DclError {
+  if (error instanceof DclError) return error;
+  const raw = error as { code?: unknown; message?: unknown };
+  const code = typeof raw?.code === 'string' && KNOWN_CODES.has(raw.code) ? (raw.code as DclErrorCode) : 'E_NATIVE';
+  const message = typeof raw?.message === 'string' ? raw.message : String(error);
+  return new DclError(code, `${operation} failed in native code: ${message}`, { cause: error });
+}

@@ -1,0 +1,341 @@
+// The CPU kernels as validated functions over tensors (NCHW). Each checks every argument and
+// throws DclError before native code sees anything; outputs are new tensors unless `out` is given.
+import { DclError } from './errors.js';
+import { native } from './native.js';
+import { asTensor, expectShape, Tensor } from './tensor.js';
+import { fail, knownKeys, overlaps, nonNegativeInteger, pair, plainObject, positiveInteger, MAX_ELEMENTS } from './validate.js';
+
+export interface Conv2dOptions {
+  /** Step between windows: one integer or [h, w]. Default 1. */
+  stride?: number | [number, number];
+  /** Zeros added on each side: one integer or [h, w], smaller than the kernel. Default 0. */
+  padding?: number | [number, number];
+  /** Write the result here instead of allocating (shape must match). */
+  out?: Tensor;
+}
+
+interface ConvGeometry {
+  n: number;
+  cin: number;
+  h: number;
+  w: number;
+  cout: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  ph: number;
+  pw: number;
+  oh: number;
+  ow: number;
+}
+
+function convOptions(options: unknown, name: string, extra: readonly string[] = []) {
+  const o = plainObject(options, name);
+  knownKeys(o, ['stride', 'padding', 'out', ...extra], name);
+  const stride = pair(o.stride ?? 1, `${name}.stride`, (v, n) => positiveInteger(v, n, 1 << 16));
+  const padding = pair(o.padding ?? 0, `${name}.padding`, (v, n) => nonNegativeInteger(v, n, 1 << 16));
+  return { o, stride, padding };
+}
+
+function convGeometry(
+  input: readonly number[],
+  cout: number,
+  kernel: [number, number],
+  stride: [number, number],
+  padding: [number, number],
+  names: { input: string; options: string },
+): ConvGeometry {
+  const [n, cin, h, w] = input;
+  const [kh, kw] = kernel;
+  const [sh, sw] = stride;
+  const [ph, pw] = padding;
+  if (ph >= kh || pw >= kw)
+    throw new DclError(
+      'E_ARG',
+      `Expected padding smaller than the kernel (${kh}x${kw}) for ${names.options}.padding but received [${ph}, ${pw}]`,
+    );
+  if (h + 2 * ph < kh || w + 2 * pw < kw)
+    throw new DclError(
+      'E_SHAPE',
+      `Expected an input at least as large as the ${kh}x${kw} kernel (after padding) for ${names.input} but received ${h}x${w} with padding [${ph}, ${pw}]`,
+    );
+  const oh = Math.floor((h + 2 * ph - kh) / sh) + 1;
+  const ow = Math.floor((w + 2 * pw - kw) / sw) + 1;
+  if (n * cout * oh * ow > MAX_ELEMENTS) fail('E_SHAPE', `an output of at most ${MAX_ELEMENTS} elements`, names.input, input);
+  return { n, cin, h, w, cout, kh, kw, sh, sw, ph, pw, oh, ow };
+}
+
+function convShapeArray(g: ConvGeometry): number[] {
+  return [g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw];
+}
+
+function outputTensor(out: unknown, shape: number[], name: string, inputs: Tensor[] = []): Tensor {
+  if (out === undefined) return Tensor.zeros(shape);
+  const t = asTensor(out, name);
+  expectShape(t, shape, name);
+  for (const input of inputs)
+    if (overlaps(t.data, input.data))
+      throw new DclError('E_ARG', `Expected ${name} not to share memory with an input of the call but it does`);
+  return t;
+}
+
+function optionalBias(bias: unknown, length: number, name: string): Tensor | null {
+  if (bias === undefined || bias === null) return null;
+  const b = asTensor(bias, name, 1);
+  expectShape(b, [length], name);
+  return b;
+}
+
+/**
+ * 2-D convolution (cross-correlation, as in every deep-learning library).
+ * x: [N, Cin, H, W]; weight: [Cout, Cin, KH, KW]; bias: [Cout] or null. Returns [N, Cout, OH, OW]
+ * with OH = floor((H + 2 padding - KH) / stride) + 1.
+ */
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, options?: Conv2dOptions): Tensor {
+  const xt = asTensor(x, 'x', 4);
+  const wt = asTensor(weight, 'weight', 4);
+  const { o, stride, padding } = convOptions(options, 'options');
+  if (wt.shape[1] !== xt.shape[1])
+    throw new DclError(
+      'E_SHAPE',
+      `Expected weight.shape[1] to equal the input channels (${xt.shape[1]}) but received weight shape [${wt.shape.join(', ')}]`,
+    );
+  const g = convGeometry(xt.shape, wt.shape[0], [wt.shape[2], wt.shape[3]], stride, padding, { input: 'x', options: 'options' });
+  const b = optionalBias(bias, g.cout, 'bias');
+  const y = outputTensor(o.out, [g.n, g.cout, g.oh, g.ow], 'options.out', b ? [xt, wt, b] : [xt, wt]);
+  native.conv2dForward(xt.data, wt.data, b ? b.data : null, y.data, convShapeArray(g));
+  return y;
+}
+
+/**
+ * Gradient of conv2d with respect to its input. dy: [N, Cout, OH, OW]; weight: [Cout, Cin, KH, KW];
+ * inputShape: [N, Cin, H, W] (needed because several input sizes give the same output size).
+ */
+export function conv2dBackwardInput(
+  dy: Tensor,
+  weight: Tensor,
+  inputShape: readonly number[],
+  options?: Conv2dOptions,
+): Tensor {
+  const dyt = asTensor(dy, 'dy', 4);
+  const wt = asTensor(weight, 'weight', 4);
+  const xs = shapeOf(inputShape, 'inputShape');
+  const { o, stride, padding } = convOptions(options, 'options');
+  if (wt.shape[1] !== xs[1])
+    throw new DclError(
+      'E_SHAPE',
+      `Expected weight.shape[1] to equal inputShape[1] (${xs[1]}) but received weight shape [${wt.shape.join(', ')}]`,
+    );
+  const g = convGeometry(xs, wt.shape[0], [wt.shape[2], wt.shape[3]], stride, padding, { input: 'inputShape', options: 'options' });
+  expectShape(dyt, [g.n, g.cout, g.oh, g.ow], 'dy');
+  const dx = outputTensor(o.out, xs, 'options.out', [dyt, wt]);
+  native.conv2dBackwardInput(dyt.data, wt.data, dx.data, convShapeArray(g));
+  return dx;
+}
+
+export interface Conv2dWeightGradOptions extends Omit<Conv2dOptions, 'out'> {
+  /** Kernel size: one integer or [h, w]. Required. */
+  kernelSize: number | [number, number];
+  /** Also compute the bias gradient (sum of dy). Default true. */
+  bias?: boolean;
+  out?: { weight?: Tensor; bias?: Tensor };
+}
+
+/** Gradients of conv2d with respect to the weight [Cout, Cin, KH, KW] and the bias [Cout]. */
+export function conv2dBackwardWeight(
+  x: Tensor,
+  dy: Tensor,
+  options: Conv2dWeightGradOptions,
+): { weight: Tensor; bias: Tensor | null } {
+  const xt = asTensor(x, 'x', 4);
+  const dyt = asTensor(dy, 'dy', 4);
+  if (options === undefined) fail('E_ARG', 'an options object with kernelSize', 'options', options);
+  const { o, stride, padding } = convOptions(options, 'options', ['kernelSize', 'bias']);
+  const kernel = pair(o.kernelSize, 'options.kernelSize', (v, n) => positiveInteger(v, n, 1 << 16));
+  if (o.bias !== undefined && typeof o.bias !== 'boolean') fail('E_ARG', 'a boolean', 'options.bias', o.bias);
+  const g = convGeometry(xt.shape, dyt.shape[1], kernel, stride, padding, { input: 'x', options: 'options' });
+  expectShape(dyt, [g.n, g.cout, g.oh, g.ow], 'dy');
+  const out = o.out === undefined ? {} : plainObject(o.out, 'options.out');
+  const dw = outputTensor(out.weight, [g.cout, g.cin, g.kh, g.kw], 'options.out.weight', [xt, dyt]);
+  const db = o.bias === false ? null : outputTensor(out.bias, [g.cout], 'options.out.bias', [xt, dyt, dw]);
+  native.conv2dBackwardWeight(xt.data, dyt.data, dw.data, db ? db.data : null, convShapeArray(g));
+  return { weight: dw, bias: db };
+}
+
+function shapeOf(value: unknown, name: string): number[] {
+  if (!Array.isArray(value) || value.length !== 4) fail('E_SHAPE', 'a shape of 4 positive integers [N, C, H, W]', name, value);
+  return value.map((d, i) => positiveInteger(d, `${name}[${i}]`));
+}
+
+export interface Pool2dOptions {
+  /** Window size: one integer or [h, w]. */
+  kernelSize: number | [number, number];
+  /** Step between windows. Default: the kernel size. */
+  stride?: number | [number, number];
+}
+
+function poolGeometry(input: readonly number[], options: unknown, name: string, extra: readonly string[] = []) {
+  if (options === undefined) fail('E_ARG', 'an options object with kernelSize', name, options);
+  const o = plainObject(options, name);
+  knownKeys(o, ['kernelSize', 'stride', ...extra], name);
+  const [kh, kw] = pair(o.kernelSize, `${name}.kernelSize`, (v, n) => positiveInteger(v, n, 1 << 16));
+  const [sh, sw] = pair(o.stride ?? [kh, kw], `${name}.stride`, (v, n) => positiveInteger(v, n, 1 << 16));
+  const [n, c, h, w] = input;
+  if (h < kh || w < kw)
+    throw new DclError('E_SHAPE', `Expected an input at least ${kh}x${kw} (the pooling window) but received ${h}x${w}`);
+  const oh = Math.floor((h - kh) / sh) + 1;
+  const ow = Math.floor((w - kw) / sw) + 1;
+  return { o, shape: [n, c, h, w, kh, kw, sh, sw], out: [n, c, oh, ow] };
+}
+
+/**
+ * Max-pooling over windows of each channel. x: [N, C, H, W]. Returns the pooled values
+ * [N, C, OH, OW] and, for the backward pass, argmax: the index (h * W + w) of each window's winner
+ * within its plane (ties: the first maximum row by row; NaN never wins over a number).
+ */
+export function maxPool2d(x: Tensor, options: Pool2dOptions): { output: Tensor; argmax: Int32Array } {
+  const xt = asTensor(x, 'x', 4);
+  const g = poolGeometry(xt.shape, options, 'options');
+  const y = Tensor.zeros(g.out);
+  const argmax = new Int32Array(y.size);
+  native.maxPool2dForward(xt.data, y.data, argmax, g.shape);
+  return { output: y, argmax };
+}
+
+/** Gradient of maxPool2d: scatters dy to the winners recorded in argmax. Returns [N, C, H, W]. */
+export function maxPool2dBackward(
+  dy: Tensor,
+  argmax: Int32Array,
+  inputShape: readonly number[],
+  options: Pool2dOptions,
+): Tensor {
+  const dyt = asTensor(dy, 'dy', 4);
+  const xs = shapeOf(inputShape, 'inputShape');
+  const g = poolGeometry(xs, options, 'options');
+  expectShape(dyt, g.out, 'dy');
+  if (!(argmax instanceof Int32Array) || argmax.length !== dyt.size)
+    fail('E_ARG', `an Int32Array of length ${dyt.size}`, 'argmax', argmax);
+  const plane = xs[2] * xs[3];
+  // An index outside the plane would write outside dx: check every one (cheap next to the copy).
+  for (let i = 0; i < argmax.length; i++) {
+    const a = argmax[i];
+    if (a < 0 || a >= plane)
+      throw new DclError('E_ARG', `Expected argmax values in [0, ${plane}) but received ${a} at index ${i}`);
+  }
+  const dx = Tensor.zeros(xs);
+  native.maxPool2dBackward(dyt.data, argmax, dx.data, g.shape);
+  return dx;
+}
+
+function elementwiseOut(out: unknown, like: Tensor, name: string): Tensor {
+  return outputTensor(out, like.shape as number[], name);
+}
+
+function elementwiseInput(value: unknown, name: string, like?: Tensor): Tensor {
+  const t = asTensor(value, name);
+  if (like) expectShape(t, like.shape, name);
+  return t;
+}
+
+/** y = |tanh(x)|, element-wise, any shape. */
+export function absTanh(x: Tensor, options?: { out?: Tensor }): Tensor {
+  const xt = elementwiseInput(x, 'x');
+  const o = plainObject(options, 'options');
+  knownKeys(o, ['out'], 'options');
+  const y = elementwiseOut(o.out, xt, 'options.out');
+  native.absTanhForward(xt.data, y.data);
+  return y;
+}
+
+/** Gradient of |tanh|: dx = dy * sign(x) * (1 - y^2), with y = |tanh(x)| and sign(0) = 0. */
+export function absTanhBackward(dy: Tensor, x: Tensor, y: Tensor): Tensor {
+  const dyt = elementwiseInput(dy, 'dy');
+  const xt = elementwiseInput(x, 'x', dyt);
+  const yt = elementwiseInput(y, 'y', dyt);
+  const dx = Tensor.zeros(dyt.shape);
+  native.absTanhBackward(dyt.data, xt.data, yt.data, dx.data);
+  return dx;
+}
+
+/** y = 1 / (1 + exp(-x)), element-wise, any shape. */
+export function sigmoid(x: Tensor, options?: { out?: Tensor }): Tensor {
+  const xt = elementwiseInput(x, 'x');
+  const o = plainObject(options, 'options');
+  knownKeys(o, ['out'], 'options');
+  const y = elementwiseOut(o.out, xt, 'options.out');
+  native.sigmoidForward(xt.data, y.data);
+  return y;
+}
+
+/** Gradient of sigmoid: dx = dy * y * (1 - y), with y = sigmoid(x). */
+export function sigmoidBackward(dy: Tensor, y: Tensor): Tensor {
+  const dyt = elementwiseInput(dy, 'dy');
+  const yt = elementwiseInput(y, 'y', dyt);
+  const dx = Tensor.zeros(dyt.shape);
+  native.sigmoidBackward(dyt.data, yt.data, dx.data);
+  return dx;
+}
+
+/**
+ * Fully connected layer y = x weight^T + bias. x: [N, in]; weight: [out, in]; bias: [out] or null.
+ * Returns [N, out].
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options?: { out?: Tensor }): Tensor {
+  const xt = asTensor(x, 'x', 2);
+  const wt = asTensor(weight, 'weight', 2);
+  const o = plainObject(options, 'options');
+  knownKeys(o, ['out'], 'options');
+  if (wt.shape[1] !== xt.shape[1])
+    throw new DclError(
+      'E_SHAPE',
+      `Expected weight.shape[1] to equal x.shape[1] (${xt.shape[1]}) but received weight shape [${wt.shape.join(', ')}]`,
+    );
+  const [n, inF] = xt.shape;
+  const outF = wt.shape[0];
+  const b = optionalBias(bias, outF, 'bias');
+  const y = outputTensor(o.out, [n, outF], 'options.out', b ? [xt, wt, b] : [xt, wt]);
+  native.linearForward(xt.data, wt.data, b ? b.data : null, y.data, [n, inF, outF]);
+  return y;
+}
+
+/** Gradient of linear with respect to x: dx = dy weight. dy: [N, out]; weight: [out, in]. */
+export function linearBackwardInput(dy: Tensor, weight: Tensor): Tensor {
+  const dyt = asTensor(dy, 'dy', 2);
+  const wt = asTensor(weight, 'weight', 2);
+  if (wt.shape[0] !== dyt.shape[1])
+    throw new DclError(
+      'E_SHAPE',
+      `Expected weight.shape[0] to equal dy.shape[1] (${dyt.shape[1]}) but received weight shape [${wt.shape.join(', ')}]`,
+    );
+  const [n, outF] = dyt.shape;
+  const inF = wt.shape[1];
+  const dx = Tensor.zeros([n, inF]);
+  native.linearBackwardInput(dyt.data, wt.data, dx.data, [n, inF, outF]);
+  return dx;
+}
+
+/** Gradients of linear with respect to weight (dy^T x, [out, in]) and bias (sum of dy, [out]). */
+export function linearBackwardWeight(
+  x: Tensor,
+  dy: Tensor,
+  options?: { bias?: boolean },
+): { weight: Tensor; bias: Tensor | null } {
+  const xt = asTensor(x, 'x', 2);
+  const dyt = asTensor(dy, 'dy', 2);
+  const o = plainObject(options, 'options');
+  knownKeys(o, ['bias'], 'options');
+  if (o.bias !== undefined && typeof o.bias !== 'boolean') fail('E_ARG', 'a boolean', 'options.bias', o.bias);
+  if (dyt.shape[0] !== xt.shape[0])
+    throw new DclError(
+      'E_SHAPE',
+      `Expected dy.shape[0] to equal x.shape[0] (${xt.shape[0]}) but received dy shape [${dyt.shape.join(', ')}]`,
+    );
+  const [n, inF] = xt.shape;
+  const outF = dyt.shape[1];
+  const dw = Tensor.zeros([outF, inF]);
+  const db = o.bias === false ? null : Tensor.zeros([outF]);
+  native.linearBackwardWeight(xt.data, dyt.data, dw.data, db ? db.data : null, [n, inF, outF]);
+  return { weight: dw, bias: db };
+}
+

@@ -1,0 +1,122 @@
+// Run-time ISA selection. Detection asks cpuid for the instruction sets AND xgetbv for the OS's
+// promise to save the wider registers on a context switch: a CPU with AVX-512 under an OS (or
+// hypervisor) that does not enable its state must not run AVX-512 code.
+#include <cpuid.h>
+
+#include <atomic>
+
+#include "dcl/cpu.h"
+#include "ops.h"
+
+namespace dcl {
+namespace {
+
+uint64_t read_xcr0() {
+  uint32_t eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (static_cast<uint64_t>(edx) << 32) | eax;
+}
+
+struct Features {
+  bool avx2 = false;
+  bool avx512 = false;
+};
+
+Features detect() {
+  Features f;
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12);
+  if (!osxsave || !avx) return f;
+  const uint64_t xcr0 = read_xcr0();
+  const bool ymm_state = (xcr0 & 0x6) == 0x6;            // SSE and AVX state
+  const bool zmm_state = (xcr0 & 0xe6) == 0xe6;          // + opmask, ZMM_Hi256, Hi16_ZMM
+  if (__get_cpuid_max(0, nullptr) < 7) return f;
+  __cpuid_count(7, 0, a, b, c, d);
+  const bool avx2 = b & (1u << 5);
+  const bool avx512f = b & (1u << 16), avx512dq = b & (1u << 17), avx512bw = b & (1u << 30),
+             avx512vl = b & (1u << 31);
+  f.avx2 = ymm_state && avx2 && fma;
+  f.avx512 = f.avx2 && zmm_state && avx512f && avx512dq && avx512bw && avx512vl;
+  return f;
+}
+
+const Features& features() {
+  static const Features f = detect();
+  return f;
+}
+
+#define DCL_TABLE(ns)                                                                           \
+  CpuKernels {                                                                                  \
+    #ns, ns::conv2d_forward, ns::conv2d_backward_input, ns::conv2d_backward_weight,             \
+        ns::max_pool2d_forward, ns::max_pool2d_backward, ns::abs_tanh_forward,                  \
+        ns::abs_tanh_backward, ns::sigmoid_forward, ns::sigmoid_backward, ns::linear_forward,   \
+        ns::linear_backward_input, ns::linear_backward_weight, ns::fma_peak                     \
+  }
+
+const CpuKernels kSerial = DCL_TABLE(serial);
+const CpuKernels kAvx2 = DCL_TABLE(avx2);
+const CpuKernels kAvx512 = DCL_TABLE(avx512);
+
+std::atomic<int> g_active{-1};
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::serial: return "serial";
+    case Isa::avx2: return "avx2";
+    case Isa::avx512: return "avx512";
+  }
+  return "unknown";
+}
+
+Isa parse_isa(const std::string& name) {
+  if (name == "serial") return Isa::serial;
+  if (name == "avx2") return Isa::avx2;
+  if (name == "avx512") return Isa::avx512;
+  throw Error("E_ARG", "Expected one of serial, avx2, avx512 for isa but received '" + name + "'");
+}
+
+bool isa_supported(Isa isa) {
+  switch (isa) {
+    case Isa::serial: return true;
+    case Isa::avx2: return features().avx2;
+    case Isa::avx512: return features().avx512;
+  }
+  return false;
+}
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::serial, Isa::avx2, Isa::avx512})
+    if (isa_supported(isa)) out.push_back(isa);
+  return out;
+}
+
+Isa best_isa() { return supported_isas().back(); }
+
+Isa active_isa() {
+  int v = g_active.load();
+  return v < 0 ? best_isa() : static_cast<Isa>(v);
+}
+
+void set_active_isa(Isa isa) {
+  if (!isa_supported(isa))
+    throw Error("E_ISA", std::string("ISA '") + isa_name(isa) + "' is not supported by this CPU");
+  g_active.store(static_cast<int>(isa));
+}
+
+const CpuKernels& kernels_for(Isa isa) {
+  if (!isa_supported(isa))
+    throw Error("E_ISA", std::string("ISA '") + isa_name(isa) + "' is not supported by this CPU");
+  switch (isa) {
+    case Isa::avx2: return kAvx2;
+    case Isa::avx512: return kAvx512;
+    default: return kSerial;
+  }
+}
+
+const CpuKernels& kernels() { return kernels_for(active_isa()); }
+
+}  // namespace dcl

@@ -1,0 +1,199 @@
+#include "dcl/parallel.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <thread>
+#include <vector>
+
+#include "dcl/kernels.h"
+
+namespace dcl {
+namespace {
+
+struct Task {
+  void (*run)(void* context, int thread) = nullptr;
+  void* context = nullptr;
+  int threads = 0;
+};
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads) { resize(threads); }
+  ~ThreadPool() { stop_workers(); }
+
+  int size() {
+    std::lock_guard<std::mutex> lock(region_mutex_);
+    return threads_;
+  }
+
+  void resize(int threads) {
+    std::lock_guard<std::mutex> lock(region_mutex_);
+    stop_workers();
+    threads_ = threads < 1 ? 1 : threads;
+    stopping_ = false;
+    for (int t = 1; t < threads_; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
+  }
+
+  // Runs fn on threads 0..threads-1; thread 0 is the caller.
+  void run(int threads, void (*fn)(void*, int), void* context) {
+    std::unique_lock<std::mutex> region(region_mutex_, std::try_to_lock);
+    if (!region.owns_lock() || threads <= 1) {
+      // Busy (another JS thread or a nested region) or nothing to share: run on the caller.
+      for (int t = 0; t < threads; ++t) fn(context, t);
+      return;
+    }
+    if (threads > threads_) threads = threads_;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      task_.run = fn;
+      task_.context = context;
+      task_.threads = threads;
+      pending_ = threads - 1;
+      ++generation_;
+    }
+    wake_.notify_all();
+    std::exception_ptr caller_error;
+    try {
+      fn(context, 0);
+    } catch (...) {
+      caller_error = std::current_exception();
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+    // An exception must never escape a worker thread (that would terminate the process): it is
+    // carried back here and rethrown on the caller, which turns it into a JS error.
+    std::exception_ptr error = caller_error ? caller_error : worker_error_;
+    worker_error_ = nullptr;
+    lock.unlock();
+    if (error) std::rethrow_exception(error);
+  }
+
+ private:
+  void worker_loop(int index) {
+    uint64_t seen = 0;
+    for (;;) {
+      Task task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+        if (stopping_) return;
+        seen = generation_;
+        task = task_;
+      }
+      if (index < task.threads) {
+        std::exception_ptr error;
+        try {
+          task.run(task.context, index);
+        } catch (...) {
+          error = std::current_exception();
+        }
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (error && !worker_error_) worker_error_ = error;
+        if (--pending_ == 0) done_.notify_one();
+      }
+    }
+  }
+
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+  }
+
+  std::mutex region_mutex_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> workers_;
+  Task task_;
+  std::exception_ptr worker_error_;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  int threads_ = 1;
+  bool stopping_ = false;
+};
+
+ThreadPool& pool() {
+  static ThreadPool instance(hardware_threads());
+  return instance;
+}
+
+constexpr int kMaxThreads = 256;
+constexpr int kScratchSlots = 4;
+
+struct Scratch {
+  float* data = nullptr;
+  size_t floats = 0;
+  ~Scratch() { std::free(data); }
+};
+thread_local Scratch t_scratch[kScratchSlots];
+
+float* aligned_floats(size_t floats) {
+  void* p = std::aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64 + 64);
+  if (!p) throw Error("E_NATIVE", "out of memory allocating " + std::to_string(floats * 4) + " bytes");
+  return static_cast<float*>(p);
+}
+
+}  // namespace
+
+int hardware_threads() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+int thread_count() { return pool().size(); }
+
+void set_thread_count(int n) {
+  if (n < 1 || n > kMaxThreads) throw Error("E_ARG", "thread count must be in 1.." + std::to_string(kMaxThreads));
+  pool().resize(n);
+}
+
+void parallel_run_raw(int threads, void (*fn)(void*, int), void* context) {
+  pool().run(threads, fn, context);
+}
+
+void parallel_for_raw(int64_t n, RangeFn fn, void* context) {
+  if (n <= 0) return;
+  int threads = thread_count();
+  if (threads > n) threads = static_cast<int>(n);
+  struct Split {
+    int64_t n;
+    int threads;
+    RangeFn fn;
+    void* context;
+  } split{n, threads, fn, context};
+  parallel_run_raw(
+      threads,
+      [](void* ctx, int t) {
+        auto* s = static_cast<Split*>(ctx);
+        int64_t begin = s->n * t / s->threads;
+        int64_t end = s->n * (t + 1) / s->threads;
+        if (begin < end) s->fn(s->context, begin, end, t);
+      },
+      &split);
+}
+
+float* thread_scratch(int slot, size_t floats) {
+  if (slot < 0 || slot >= kScratchSlots) throw Error("E_NATIVE", "scratch slot out of range");
+  Scratch& s = t_scratch[slot];
+  if (s.floats < floats) {
+    std::free(s.data);
+    s.data = nullptr;
+    s.floats = 0;
+    s.data = aligned_floats(floats);
+    s.floats = floats;
+  }
+  return s.data;
+}
+
+AlignedBuffer::AlignedBuffer(size_t floats) : data_(aligned_floats(floats)) {}
+AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+
+}  // namespace dcl
