@@ -20,6 +20,17 @@ struct Task {
   int threads = 0;
 };
 
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Spin this many rounds (a few tens of microseconds) before sleeping on a condition variable: a training step
+// or a batch-1 forward pass runs many short parallel regions back to back, and a futex wake costs
+// tens of microseconds each time.
+constexpr int kSpinRounds = 2000;
+
 class ThreadPool {
  public:
   explicit ThreadPool(int threads) { resize(threads); }
@@ -34,8 +45,11 @@ class ThreadPool {
     std::lock_guard<std::mutex> lock(region_mutex_);
     stop_workers();
     threads_ = threads < 1 ? 1 : threads;
-    stopping_ = false;
-    for (int t = 1; t < threads_; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
+    stopping_.store(false);
+    // A worker must start from the generation current now (no region is in flight: we hold
+    // region_mutex_), not the one it reads once scheduled, which may already be the first task's.
+    const uint64_t start = generation_.load();
+    for (int t = 1; t < threads_; ++t) workers_.emplace_back([this, t, start] { worker_loop(t, start); });
   }
 
   // Runs fn on threads 0..threads-1; thread 0 is the caller.
@@ -52,8 +66,8 @@ class ThreadPool {
       task_.run = fn;
       task_.context = context;
       task_.threads = threads;
-      pending_ = threads - 1;
-      ++generation_;
+      pending_.store(threads - 1);
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     std::exception_ptr caller_error;
@@ -62,8 +76,9 @@ class ThreadPool {
     } catch (...) {
       caller_error = std::current_exception();
     }
+    for (int i = 0; i < kSpinRounds && pending_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return pending_ == 0; });
+    done_.wait(lock, [this] { return pending_.load() == 0; });
     // An exception must never escape a worker thread (that would terminate the process): it is
     // carried back here and rethrown on the caller, which turns it into a JS error.
     std::exception_ptr error = caller_error ? caller_error : worker_error_;
@@ -73,15 +88,18 @@ class ThreadPool {
   }
 
  private:
-  void worker_loop(int index) {
-    uint64_t seen = 0;
+  void worker_loop(int index, uint64_t seen) {
     for (;;) {
+      for (int i = 0; i < kSpinRounds; ++i) {
+        if (generation_.load(std::memory_order_acquire) != seen || stopping_.load()) break;
+        cpu_relax();
+      }
       Task task;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-        if (stopping_) return;
-        seen = generation_;
+        wake_.wait(lock, [&] { return stopping_.load() || generation_.load() != seen; });
+        if (stopping_.load()) return;
+        seen = generation_.load();
         task = task_;
       }
       if (index < task.threads) {
@@ -91,9 +109,14 @@ class ThreadPool {
         } catch (...) {
           error = std::current_exception();
         }
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (error && !worker_error_) worker_error_ = error;
-        if (--pending_ == 0) done_.notify_one();
+        if (error) {
+          std::lock_guard<std::mutex> lock(mutex_);
+          if (!worker_error_) worker_error_ = error;
+        }
+        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          std::lock_guard<std::mutex> lock(mutex_);
+          done_.notify_one();
+        }
       }
     }
   }
@@ -101,7 +124,7 @@ class ThreadPool {
   void stop_workers() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      stopping_ = true;
+      stopping_.store(true);
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
@@ -114,10 +137,10 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   Task task_;
   std::exception_ptr worker_error_;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stopping_{false};
   int threads_ = 1;
-  bool stopping_ = false;
 };
 
 ThreadPool& pool() {
