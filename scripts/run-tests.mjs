@@ -1,9 +1,11 @@
 // Runs the uvu suites in dist/test and ends with one plain "N passed, N failed" line.
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 
 const require = createRequire(import.meta.url);
-const uvuBin = require.resolve('uvu/bin.js');
+// uvu's package.json exports do not list bin.js: find it next to package.json.
+const uvuBin = path.join(path.dirname(require.resolve('uvu/package.json')), 'bin.js');
 const pattern = process.argv[2] ?? '\\.test\\.js$';
 const child = spawn(process.execPath, [uvuBin, 'dist/test', pattern], { stdio: ['ignore', 'pipe', 'inherit'] });
 let output = '';
