@@ -26,5 +26,8 @@ export function fromNativeError(error: unknown, operation: string): DclError {
   const raw = error as { code?: unknown; message?: unknown };
   const code = typeof raw?.code === 'string' && KNOWN_CODES.has(raw.code) ? (raw.code as DclErrorCode) : 'E_NATIVE';
   const message = typeof raw?.message === 'string' ? raw.message : String(error);
-  return new DclError(code, `${operation} failed in native code: ${message}`, { cause: error });
+  // Argument errors found by native code already read "Expected ... but received ..."; other
+  // failures say where they happened.
+  const text = code === 'E_NATIVE' ? `${operation} failed in native code: ${message}` : message;
+  return new DclError(code, text, { cause: error });
 }

@@ -157,6 +157,7 @@ export function conv2dBackwardWeight(
   const g = convGeometry(xt.shape, dyt.shape[1], kernel, stride, padding, { input: 'x', options: 'options' });
   expectShape(dyt, [g.n, g.cout, g.oh, g.ow], 'dy');
   const out = o.out === undefined ? {} : plainObject(o.out, 'options.out');
+  knownKeys(out, ['weight', 'bias'], 'options.out');
   const dw = outputTensor(out.weight, [g.cout, g.cin, g.kh, g.kw], 'options.out.weight', [xt, dyt]);
   const db = o.bias === false ? null : outputTensor(out.bias, [g.cout], 'options.out.bias', [xt, dyt, dw]);
   native.conv2dBackwardWeight(xt.data, dyt.data, dw.data, db ? db.data : null, convShapeArray(g));
@@ -194,11 +195,19 @@ function poolGeometry(input: readonly number[], options: unknown, name: string, 
  * [N, C, OH, OW] and, for the backward pass, argmax: the index (h * W + w) of each window's winner
  * within its plane (ties: the first maximum row by row; NaN never wins over a number).
  */
-export function maxPool2d(x: Tensor, options: Pool2dOptions): { output: Tensor; argmax: Int32Array } {
+export function maxPool2d(
+  x: Tensor,
+  options: Pool2dOptions & { out?: { output?: Tensor; argmax?: Int32Array } },
+): { output: Tensor; argmax: Int32Array } {
   const xt = asTensor(x, 'x', 4);
-  const g = poolGeometry(xt.shape, options, 'options');
-  const y = Tensor.zeros(g.out);
-  const argmax = new Int32Array(y.size);
+  const g = poolGeometry(xt.shape, options, 'options', ['out']);
+  const out = g.o.out === undefined ? {} : plainObject(g.o.out, 'options.out');
+  knownKeys(out, ['output', 'argmax'], 'options.out');
+  const y = outputTensor(out.output, g.out, 'options.out.output', [xt]);
+  const size = g.out.reduce((a, b) => a * b, 1);
+  if (out.argmax !== undefined && (!(out.argmax instanceof Int32Array) || out.argmax.length !== size))
+    fail('E_ARG', `an Int32Array of length ${size}`, 'options.out.argmax', out.argmax);
+  const argmax = (out.argmax as Int32Array | undefined) ?? new Int32Array(size);
   native.maxPool2dForward(xt.data, y.data, argmax, g.shape);
   return { output: y, argmax };
 }
@@ -208,22 +217,18 @@ export function maxPool2dBackward(
   dy: Tensor,
   argmax: Int32Array,
   inputShape: readonly number[],
-  options: Pool2dOptions,
+  options: Pool2dOptions & { out?: Tensor },
 ): Tensor {
   const dyt = asTensor(dy, 'dy', 4);
   const xs = shapeOf(inputShape, 'inputShape');
-  const g = poolGeometry(xs, options, 'options');
+  const g = poolGeometry(xs, options, 'options', ['out']);
   expectShape(dyt, g.out, 'dy');
   if (!(argmax instanceof Int32Array) || argmax.length !== dyt.size)
     fail('E_ARG', `an Int32Array of length ${dyt.size}`, 'argmax', argmax);
-  const plane = xs[2] * xs[3];
-  // An index outside the plane would write outside dx: check every one (cheap next to the copy).
-  for (let i = 0; i < argmax.length; i++) {
-    const a = argmax[i];
-    if (a < 0 || a >= plane)
-      throw new DclError('E_ARG', `Expected argmax values in [0, ${plane}) but received ${a} at index ${i}`);
-  }
-  const dx = Tensor.zeros(xs);
+  const dx = outputTensor(g.o.out, xs, 'options.out', [dyt]);
+  if (overlaps(dx.data, argmax)) throw new DclError('E_ARG', 'Expected options.out not to share memory with argmax but it does');
+  // The kernel checks each argmax index against the plane while it scatters (E_ARG if outside):
+  // an index outside would write outside dx.
   native.maxPool2dBackward(dyt.data, argmax, dx.data, g.shape);
   return dx;
 }
@@ -249,11 +254,13 @@ export function absTanh(x: Tensor, options?: { out?: Tensor }): Tensor {
 }
 
 /** Gradient of |tanh|: dx = dy * sign(x) * (1 - y^2), with y = |tanh(x)| and sign(0) = 0. */
-export function absTanhBackward(dy: Tensor, x: Tensor, y: Tensor): Tensor {
+export function absTanhBackward(dy: Tensor, x: Tensor, y: Tensor, options?: { out?: Tensor }): Tensor {
   const dyt = elementwiseInput(dy, 'dy');
   const xt = elementwiseInput(x, 'x', dyt);
   const yt = elementwiseInput(y, 'y', dyt);
-  const dx = Tensor.zeros(dyt.shape);
+  const o = plainObject(options, 'options');
+  knownKeys(o, ['out'], 'options');
+  const dx = elementwiseOut(o.out, dyt, 'options.out');
   native.absTanhBackward(dyt.data, xt.data, yt.data, dx.data);
   return dx;
 }
@@ -269,10 +276,12 @@ export function sigmoid(x: Tensor, options?: { out?: Tensor }): Tensor {
 }
 
 /** Gradient of sigmoid: dx = dy * y * (1 - y), with y = sigmoid(x). */
-export function sigmoidBackward(dy: Tensor, y: Tensor): Tensor {
+export function sigmoidBackward(dy: Tensor, y: Tensor, options?: { out?: Tensor }): Tensor {
   const dyt = elementwiseInput(dy, 'dy');
   const yt = elementwiseInput(y, 'y', dyt);
-  const dx = Tensor.zeros(dyt.shape);
+  const o = plainObject(options, 'options');
+  knownKeys(o, ['out'], 'options');
+  const dx = elementwiseOut(o.out, dyt, 'options.out');
   native.sigmoidBackward(dyt.data, yt.data, dx.data);
   return dx;
 }
@@ -300,9 +309,11 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options?
 }
 
 /** Gradient of linear with respect to x: dx = dy weight. dy: [N, out]; weight: [out, in]. */
-export function linearBackwardInput(dy: Tensor, weight: Tensor): Tensor {
+export function linearBackwardInput(dy: Tensor, weight: Tensor, options?: { out?: Tensor }): Tensor {
   const dyt = asTensor(dy, 'dy', 2);
   const wt = asTensor(weight, 'weight', 2);
+  const o = plainObject(options, 'options');
+  knownKeys(o, ['out'], 'options');
   if (wt.shape[0] !== dyt.shape[1])
     throw new DclError(
       'E_SHAPE',
@@ -310,7 +321,7 @@ export function linearBackwardInput(dy: Tensor, weight: Tensor): Tensor {
     );
   const [n, outF] = dyt.shape;
   const inF = wt.shape[1];
-  const dx = Tensor.zeros([n, inF]);
+  const dx = outputTensor(o.out, [n, inF], 'options.out', [dyt, wt]);
   native.linearBackwardInput(dyt.data, wt.data, dx.data, [n, inF, outF]);
   return dx;
 }
@@ -319,12 +330,12 @@ export function linearBackwardInput(dy: Tensor, weight: Tensor): Tensor {
 export function linearBackwardWeight(
   x: Tensor,
   dy: Tensor,
-  options?: { bias?: boolean },
+  options?: { bias?: boolean; out?: { weight?: Tensor; bias?: Tensor } },
 ): { weight: Tensor; bias: Tensor | null } {
   const xt = asTensor(x, 'x', 2);
   const dyt = asTensor(dy, 'dy', 2);
   const o = plainObject(options, 'options');
-  knownKeys(o, ['bias'], 'options');
+  knownKeys(o, ['bias', 'out'], 'options');
   if (o.bias !== undefined && typeof o.bias !== 'boolean') fail('E_ARG', 'a boolean', 'options.bias', o.bias);
   if (dyt.shape[0] !== xt.shape[0])
     throw new DclError(
@@ -333,8 +344,10 @@ export function linearBackwardWeight(
     );
   const [n, inF] = xt.shape;
   const outF = dyt.shape[1];
-  const dw = Tensor.zeros([outF, inF]);
-  const db = o.bias === false ? null : Tensor.zeros([outF]);
+  const out = o.out === undefined ? {} : plainObject(o.out, 'options.out');
+  knownKeys(out, ['weight', 'bias'], 'options.out');
+  const dw = outputTensor(out.weight, [outF, inF], 'options.out.weight', [xt, dyt]);
+  const db = o.bias === false ? null : outputTensor(out.bias, [outF], 'options.out.bias', [xt, dyt, dw]);
   native.linearBackwardWeight(xt.data, dyt.data, dw.data, db ? db.data : null, [n, inF, outF]);
   return { weight: dw, bias: db };
 }

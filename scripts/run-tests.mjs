@@ -4,8 +4,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 
 const require = createRequire(import.meta.url);
-// uvu's package.json exports do not list bin.js: find it next to package.json.
-const uvuBin = path.join(path.dirname(require.resolve('uvu/package.json')), 'bin.js');
+// uvu's package exports list neither bin.js nor package.json: find bin.js from its entry point (dist/index.js).
+const uvuBin = path.join(path.dirname(require.resolve('uvu')), '..', 'bin.js');
 const pattern = process.argv[2] ?? '\\.test\\.js$';
 const child = spawn(process.execPath, [uvuBin, 'dist/test', pattern], { stdio: ['ignore', 'pipe', 'inherit'] });
 let output = '';

@@ -27,6 +27,11 @@
   double fma_peak(int threads, double seconds);
 
 namespace dcl {
+
+// Thrown (as dcl::Error E_ARG) by every max_pool2d_backward when an argmax index falls outside
+// its plane. Defined in pool_serial.cpp, outside the ISA-flagged files, because it builds strings.
+[[noreturn]] void throw_argmax_out_of_range(int64_t index, int64_t value, int64_t plane);
+
 namespace serial {
 DCL_DECLARE_CPU_KERNELS
 }

@@ -1,10 +1,17 @@
 // max-pool 2d, serial reference.
 #include <cstring>
+#include <string>
 
 #include "dcl/parallel.h"
 #include "ops.h"
 
 namespace dcl {
+
+void throw_argmax_out_of_range(int64_t index, int64_t value, int64_t plane) {
+  throw Error("E_ARG", "Expected argmax values in [0, " + std::to_string(plane) + ") but received " +
+                           std::to_string(value) + " at index " + std::to_string(index));
+}
+
 namespace serial {
 
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
@@ -42,7 +49,11 @@ void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* a
     for (int64_t p = begin; p < end; ++p) {
       float* dxp = dx + p * plane;
       std::memset(dxp, 0, sizeof(float) * plane);
-      for (int64_t i = 0; i < ohw; ++i) dxp[argmax[p * ohw + i]] += dy[p * ohw + i];
+      for (int64_t i = 0; i < ohw; ++i) {
+        const int32_t a = argmax[p * ohw + i];
+        if (a < 0 || a >= plane) throw_argmax_out_of_range(p * ohw + i, a, plane);
+        dxp[a] += dy[p * ohw + i];
+      }
     }
   });
 }

@@ -161,9 +161,15 @@ inline void zero_floats(float* p, int64_t n) {
   if (i < n) vstore_partial(p + i, zero, n - i);
 }
 
-// dx[argmax[j]] += dy[j], j in order (the serial kernel's summation order).
-inline void scatter_add(const float* dy, const int32_t* argmax, int64_t n, float* dx) {
-  for (int64_t j = 0; j < n; ++j) dx[argmax[j]] += dy[j];
+// dx[argmax[j]] += dy[j], j in order (the serial kernel's summation order). An index outside
+// the plane would write outside dx: returns the first such j, or -1.
+inline int64_t scatter_add(const float* dy, const int32_t* argmax, int64_t n, int64_t plane, float* dx) {
+  for (int64_t j = 0; j < n; ++j) {
+    const uint32_t a = static_cast<uint32_t>(argmax[j]);
+    if (a >= static_cast<uint64_t>(plane)) return j;
+    dx[a] += dy[j];
+  }
+  return -1;
 }
 
 }  // namespace
@@ -213,7 +219,8 @@ void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* a
     for (int64_t p = p0; p < p1; ++p) {
       // The plane (16 KiB for 64x64) stays in L1 between the zeroing and the scatter.
       zero_floats(dx + p * plane, plane);
-      scatter_add(dy + p * ohw, argmax + p * ohw, ohw, dx + p * plane);
+      const int64_t bad = scatter_add(dy + p * ohw, argmax + p * ohw, ohw, plane, dx + p * plane);
+      if (bad >= 0) throw_argmax_out_of_range(p * ohw + bad, argmax[p * ohw + bad], plane);
     }
   };
   if (planes * plane < kSerialBelow)
