@@ -25,6 +25,7 @@
 namespace {
 
 constexpr int64_t kMaxTaps = 256;  // kernels up to 16x16 take this path; larger ones go serial
+constexpr int64_t kL2Floats = 1 << 18;  // 1 MB: the L2 of one core on the machines we tune for
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -278,11 +279,23 @@ void for_each_image(int64_t batch, PerImage per_image, SplitImage split_image) {
 
 // ---- backward weight -----------------------------------------------------------------------
 
-// MR rows of dW (each a (tap, input channel) pair with its offset into the padded input) x NV
-// channel vectors, accumulated over the output pixels of one image.
+// Images whose pixels one pass of the dW kernel runs over: the padded NHWC input and the NHWC
+// output gradient of each. Several images per pass keep the dW accumulator tile in registers
+// longer: for deep layers dW (1152 x 256 floats for conv4 of DCL-S) outgrows L2, and loading and
+// storing it once per image would stall on L3.
+constexpr int kMaxGroup = 8;
+struct ImageGroup {
+  int count = 0;
+  const float* xp[kMaxGroup];
+  const float* dyn[kMaxGroup];
+};
+
+// MR rows of dW (each an (input channel, tap) pair with its offset into the padded input) x NV
+// channel vectors (starting at float `lane0` of each pixel's gradient row), accumulated over the
+// output pixels of every image of the group.
 template <int MR, int NV>
-inline void weight_tile(const ImageConv& g, const float* xp, const int64_t* row_offsets,
-                        const float* dyn, float* acc_out) {
+inline void weight_tile(const ImageConv& g, const ImageGroup& group, int64_t lane0,
+                        const int64_t* row_offsets, float* acc_out) {
   typename Vec::reg acc[MR][NV];
   int64_t off[MR];
 #pragma GCC unroll 16
@@ -292,18 +305,20 @@ inline void weight_tile(const ImageConv& g, const float* xp, const int64_t* row_
     for (int v = 0; v < NV; ++v) acc[r][v] = Vec::load(acc_out + r * g.out_channels_padded + v * Vec::W);
   }
   const int64_t pixel_stride = g.stride_w * g.channels;
-  const float* b = dyn;
-  for (int64_t oy = 0; oy < g.out_h; ++oy) {
-    const float* base = xp + oy * g.stride_h * g.in_w * g.channels;
-    for (int64_t ox = 0; ox < g.out_w; ++ox, base += pixel_stride, b += g.out_channels_padded) {
-      typename Vec::reg bv[NV];
+  for (int i = 0; i < group.count; ++i) {
+    const float* b = group.dyn[i] + lane0;
+    for (int64_t oy = 0; oy < g.out_h; ++oy) {
+      const float* base = group.xp[i] + oy * g.stride_h * g.in_w * g.channels;
+      for (int64_t ox = 0; ox < g.out_w; ++ox, base += pixel_stride, b += g.out_channels_padded) {
+        typename Vec::reg bv[NV];
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) bv[v] = Vec::load(b + v * Vec::W);
+        for (int v = 0; v < NV; ++v) bv[v] = Vec::load(b + v * Vec::W);
 #pragma GCC unroll 16
-      for (int r = 0; r < MR; ++r) {
-        const typename Vec::reg s = Vec::set1(base[off[r]]);
+        for (int r = 0; r < MR; ++r) {
+          const typename Vec::reg s = Vec::set1(base[off[r]]);
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) acc[r][v] = Vec::fmadd(s, bv[v], acc[r][v]);
+          for (int v = 0; v < NV; ++v) acc[r][v] = Vec::fmadd(s, bv[v], acc[r][v]);
+        }
       }
     }
   }
@@ -314,11 +329,11 @@ inline void weight_tile(const ImageConv& g, const float* xp, const int64_t* row_
 }
 
 template <int NV>
-void weight_rows(const ImageConv& g, const float* xp, const int64_t* row_offsets, int64_t rows,
-                 const float* dyn, float* acc) {
+void weight_rows(const ImageConv& g, const ImageGroup& group, int64_t lane0,
+                 const int64_t* row_offsets, int64_t rows, float* acc) {
   constexpr int MR = max_rows<NV>();
   while (rows >= MR) {
-    weight_tile<MR, NV>(g, xp, row_offsets, dyn, acc);
+    weight_tile<MR, NV>(g, group, lane0, row_offsets, acc);
     rows -= MR;
     row_offsets += MR;
     acc += MR * g.out_channels_padded;
@@ -326,7 +341,7 @@ void weight_rows(const ImageConv& g, const float* xp, const int64_t* row_offsets
   switch (rows) {
     case 0: break;
 #define DCL_TAIL(m) \
-  case m: if constexpr (m < MR) weight_tile<m, NV>(g, xp, row_offsets, dyn, acc); break;
+  case m: if constexpr (m < MR) weight_tile<m, NV>(g, group, lane0, row_offsets, acc); break;
     DCL_TAIL(1) DCL_TAIL(2) DCL_TAIL(3) DCL_TAIL(4) DCL_TAIL(5) DCL_TAIL(6) DCL_TAIL(7)
     DCL_TAIL(8) DCL_TAIL(9) DCL_TAIL(10) DCL_TAIL(11)
 #undef DCL_TAIL
@@ -334,12 +349,12 @@ void weight_rows(const ImageConv& g, const float* xp, const int64_t* row_offsets
   }
 }
 
-// Work items: (channel block, block of kRowBlock dW rows). Accumulates one image into acc
+// Work items: (channel block, block of kRowBlock dW rows). Accumulates a group of images into acc
 // [rows][out_channels_padded].
 constexpr int64_t kRowBlock = 48;
 
-void weight_image(const ImageConv& g, const float* xp, const int64_t* row_offsets, int64_t rows,
-                  const float* dyn, float* acc, int64_t begin, int64_t end) {
+void weight_images(const ImageConv& g, const ImageGroup& group, const int64_t* row_offsets,
+                   int64_t rows, float* acc, int64_t begin, int64_t end) {
   const int64_t vectors = g.out_channels_padded / Vec::W;
   const int64_t row_blocks = (rows + kRowBlock - 1) / kRowBlock;
   for (int64_t item = begin; item < end; ++item) {
@@ -347,13 +362,13 @@ void weight_image(const ImageConv& g, const float* xp, const int64_t* row_offset
     const int64_t v0 = block * kMaxVectors;
     const int nv = static_cast<int>(min64(kMaxVectors, vectors - v0));
     const int64_t r0 = rb * kRowBlock, count = min64(kRowBlock, rows - r0);
-    const float* b = dyn + v0 * Vec::W;
-    float* c = acc + r0 * g.out_channels_padded + v0 * Vec::W;
+    const int64_t lane0 = v0 * Vec::W;
+    float* c = acc + r0 * g.out_channels_padded + lane0;
     switch (nv) {
-      case 1: weight_rows<1>(g, xp, row_offsets + r0, count, b, c); break;
-      case 2: if constexpr (kMaxVectors >= 2) weight_rows<2>(g, xp, row_offsets + r0, count, b, c); break;
-      case 3: if constexpr (kMaxVectors >= 3) weight_rows<3>(g, xp, row_offsets + r0, count, b, c); break;
-      case 4: if constexpr (kMaxVectors >= 4) weight_rows<4>(g, xp, row_offsets + r0, count, b, c); break;
+      case 1: weight_rows<1>(g, group, lane0, row_offsets + r0, count, c); break;
+      case 2: if constexpr (kMaxVectors >= 2) weight_rows<2>(g, group, lane0, row_offsets + r0, count, c); break;
+      case 3: if constexpr (kMaxVectors >= 3) weight_rows<3>(g, group, lane0, row_offsets + r0, count, c); break;
+      case 4: if constexpr (kMaxVectors >= 4) weight_rows<4>(g, group, lane0, row_offsets + r0, count, c); break;
       default: break;
     }
   }
@@ -519,6 +534,11 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
       for (int64_t co = 0; co < cout; ++co) db[co] = sum[acc_size + co];
   };
 
+  // Images per pass: as many as fit in about half of L2 next to each other (at least one).
+  const int64_t image_floats = in_size + pixels * padded;
+  const int64_t group_size = min64(kMaxGroup, image_floats > 0 ? (kL2Floats / 2) / image_floats : 1) > 0
+                                 ? min64(kMaxGroup, (kL2Floats / 2) / image_floats)
+                                 : 1;
   const int threads = thread_count();
   if (s.batch >= threads) {
     // Images split across threads, each chunk with its own accumulator (slices of one buffer
@@ -531,11 +551,19 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
     parallel_for(s.batch, [&](int64_t begin, int64_t end, int chunk) {
       float* acc = partials[chunk];
       for (int64_t i = 0; i < acc_size + padded; ++i) acc[i] = 0.0f;
-      float* xp = thread_scratch(0, in_size);
-      float* dyn = thread_scratch(1, pixels * padded);
-      for (int64_t n = begin; n < end; ++n) {
-        prepare(n, xp, dyn, db ? acc + acc_size : nullptr);
-        weight_image(g, xp, row_offsets, rows, dyn, acc, 0, items);
+      float* xps = thread_scratch(0, in_size * group_size);
+      float* dyns = thread_scratch(1, pixels * padded * group_size);
+      for (int64_t n0 = begin; n0 < end; n0 += group_size) {
+        ImageGroup group;
+        group.count = static_cast<int>(min64(group_size, end - n0));
+        for (int i = 0; i < group.count; ++i) {
+          float* xp = xps + i * in_size;
+          float* dyn = dyns + i * pixels * padded;
+          prepare(n0 + i, xp, dyn, db ? acc + acc_size : nullptr);
+          group.xp[i] = xp;
+          group.dyn[i] = dyn;
+        }
+        weight_images(g, group, row_offsets, rows, acc, 0, items);
       }
     });
     finish(partials, chunks);
@@ -547,8 +575,12 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
       float* xp = thread_scratch(0, in_size);
       float* dyn = thread_scratch(1, pixels * padded);
       prepare(n, xp, dyn, db ? acc + acc_size : nullptr);
+      ImageGroup group;
+      group.count = 1;
+      group.xp[0] = xp;
+      group.dyn[0] = dyn;
       parallel_for(items, [&](int64_t begin, int64_t end, int) {
-        weight_image(g, xp, row_offsets, rows, dyn, acc, begin, end);
+        weight_images(g, group, row_offsets, rows, acc, begin, end);
       });
     }
     float* const partials[1] = {acc};
