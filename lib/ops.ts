@@ -1,8 +1,11 @@
 // The CPU kernels as validated functions over tensors (NCHW). Each checks every argument and
-// throws DclError before native code sees anything; outputs are new tensors unless `out` is given.
+// throws DclError before native code sees anything (the one exception: the values inside an argmax
+// array are range-checked by the kernel as it scatters, so on that error `out` may be partly
+// written); outputs are new tensors unless `out` is given.
 import { DclError } from './errors.js';
 import { native } from './native.js';
-import { asTensor, expectShape, Tensor } from './tensor.js';
+import { allocateFloats, asTensor, expectShape, Tensor } from './tensor.js';
+import type { TensorLike } from './tensor.js';
 import { fail, knownKeys, overlaps, nonNegativeInteger, pair, plainObject, positiveInteger, MAX_ELEMENTS } from './validate.js';
 
 export interface Conv2dOptions {
@@ -71,7 +74,7 @@ function convShapeArray(g: ConvGeometry): number[] {
 }
 
 function outputTensor(out: unknown, shape: number[], name: string, inputs: Tensor[] = []): Tensor {
-  if (out === undefined) return Tensor.zeros(shape);
+  if (out === undefined) return new Tensor(allocateFloats(shape.reduce((a, b) => a * b, 1)), shape);
   const t = asTensor(out, name);
   expectShape(t, shape, name);
   for (const input of inputs)
@@ -92,7 +95,7 @@ function optionalBias(bias: unknown, length: number, name: string): Tensor | nul
  * x: [N, Cin, H, W]; weight: [Cout, Cin, KH, KW]; bias: [Cout] or null. Returns [N, Cout, OH, OW]
  * with OH = floor((H + 2 padding - KH) / stride) + 1.
  */
-export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, options?: Conv2dOptions): Tensor {
+export function conv2d(x: TensorLike, weight: TensorLike, bias?: TensorLike | null, options?: Conv2dOptions): Tensor {
   const xt = asTensor(x, 'x', 4);
   const wt = asTensor(weight, 'weight', 4);
   const { o, stride, padding } = convOptions(options, 'options');
@@ -166,7 +169,9 @@ export function conv2dBackwardWeight(
 
 function shapeOf(value: unknown, name: string): number[] {
   if (!Array.isArray(value) || value.length !== 4) fail('E_SHAPE', 'a shape of 4 positive integers [N, C, H, W]', name, value);
-  return value.map((d, i) => positiveInteger(d, `${name}[${i}]`));
+  const shape = Array.from(value, (d, i) => positiveInteger(d, `${name}[${i}]`));
+  if (shape.reduce((a, b) => a * b, 1) > MAX_ELEMENTS) fail('E_SHAPE', `a shape of at most ${MAX_ELEMENTS} elements`, name, value);
+  return shape;
 }
 
 export interface Pool2dOptions {
@@ -176,7 +181,7 @@ export interface Pool2dOptions {
   stride?: number | [number, number];
 }
 
-function poolGeometry(input: readonly number[], options: unknown, name: string, extra: readonly string[] = []) {
+function poolGeometry(input: readonly number[], options: unknown, name: string, extra: readonly string[] = [], inputName = 'x') {
   if (options === undefined) fail('E_ARG', 'an options object with kernelSize', name, options);
   const o = plainObject(options, name);
   knownKeys(o, ['kernelSize', 'stride', ...extra], name);
@@ -184,7 +189,7 @@ function poolGeometry(input: readonly number[], options: unknown, name: string, 
   const [sh, sw] = pair(o.stride ?? [kh, kw], `${name}.stride`, (v, n) => positiveInteger(v, n, 1 << 16));
   const [n, c, h, w] = input;
   if (h < kh || w < kw)
-    throw new DclError('E_SHAPE', `Expected an input at least ${kh}x${kw} (the pooling window) but received ${h}x${w}`);
+    throw new DclError('E_SHAPE', `Expected an input at least ${kh}x${kw} (the pooling window) for ${inputName} but received ${h}x${w}`);
   const oh = Math.floor((h - kh) / sh) + 1;
   const ow = Math.floor((w - kw) / sw) + 1;
   return { o, shape: [n, c, h, w, kh, kw, sh, sw], out: [n, c, oh, ow] };
@@ -208,6 +213,8 @@ export function maxPool2d(
   if (out.argmax !== undefined && (!(out.argmax instanceof Int32Array) || out.argmax.length !== size))
     fail('E_ARG', `an Int32Array of length ${size}`, 'options.out.argmax', out.argmax);
   const argmax = (out.argmax as Int32Array | undefined) ?? new Int32Array(size);
+  if (overlaps(argmax, xt.data) || overlaps(argmax, y.data))
+    throw new DclError('E_ARG', 'Expected options.out.argmax not to share memory with x or options.out.output but it does');
   native.maxPool2dForward(xt.data, y.data, argmax, g.shape);
   return { output: y, argmax };
 }
@@ -221,7 +228,7 @@ export function maxPool2dBackward(
 ): Tensor {
   const dyt = asTensor(dy, 'dy', 4);
   const xs = shapeOf(inputShape, 'inputShape');
-  const g = poolGeometry(xs, options, 'options', ['out']);
+  const g = poolGeometry(xs, options, 'options', ['out'], 'inputShape');
   expectShape(dyt, g.out, 'dy');
   if (!(argmax instanceof Int32Array) || argmax.length !== dyt.size)
     fail('E_ARG', `an Int32Array of length ${dyt.size}`, 'argmax', argmax);
@@ -233,8 +240,17 @@ export function maxPool2dBackward(
   return dx;
 }
 
-function elementwiseOut(out: unknown, like: Tensor, name: string): Tensor {
-  return outputTensor(out, like.shape as number[], name);
+// Element-wise ops may write in place (out is exactly an input) but not into a shifted overlap,
+// where a vector store would overwrite inputs not yet read.
+function elementwiseOut(out: unknown, like: Tensor, name: string, inputs: Tensor[] = [like]): Tensor {
+  const t = outputTensor(out, like.shape as number[], name);
+  for (const input of inputs) {
+    const a = t.data, b = input.data;
+    const identical = a.buffer === b.buffer && a.byteOffset === b.byteOffset && a.length === b.length;
+    if (!identical && overlaps(a, b))
+      throw new DclError('E_ARG', `Expected ${name} to be either an input itself or separate memory but it partly overlaps one`);
+  }
+  return t;
 }
 
 function elementwiseInput(value: unknown, name: string, like?: Tensor): Tensor {
@@ -244,7 +260,7 @@ function elementwiseInput(value: unknown, name: string, like?: Tensor): Tensor {
 }
 
 /** y = |tanh(x)|, element-wise, any shape. */
-export function absTanh(x: Tensor, options?: { out?: Tensor }): Tensor {
+export function absTanh(x: TensorLike, options?: { out?: Tensor }): Tensor {
   const xt = elementwiseInput(x, 'x');
   const o = plainObject(options, 'options');
   knownKeys(o, ['out'], 'options');
@@ -254,19 +270,19 @@ export function absTanh(x: Tensor, options?: { out?: Tensor }): Tensor {
 }
 
 /** Gradient of |tanh|: dx = dy * sign(x) * (1 - y^2), with y = |tanh(x)| and sign(0) = 0. */
-export function absTanhBackward(dy: Tensor, x: Tensor, y: Tensor, options?: { out?: Tensor }): Tensor {
+export function absTanhBackward(dy: TensorLike, x: TensorLike, y: TensorLike, options?: { out?: Tensor }): Tensor {
   const dyt = elementwiseInput(dy, 'dy');
   const xt = elementwiseInput(x, 'x', dyt);
   const yt = elementwiseInput(y, 'y', dyt);
   const o = plainObject(options, 'options');
   knownKeys(o, ['out'], 'options');
-  const dx = elementwiseOut(o.out, dyt, 'options.out');
+  const dx = elementwiseOut(o.out, dyt, 'options.out', [dyt, xt, yt]);
   native.absTanhBackward(dyt.data, xt.data, yt.data, dx.data);
   return dx;
 }
 
 /** y = 1 / (1 + exp(-x)), element-wise, any shape. */
-export function sigmoid(x: Tensor, options?: { out?: Tensor }): Tensor {
+export function sigmoid(x: TensorLike, options?: { out?: Tensor }): Tensor {
   const xt = elementwiseInput(x, 'x');
   const o = plainObject(options, 'options');
   knownKeys(o, ['out'], 'options');
@@ -276,12 +292,12 @@ export function sigmoid(x: Tensor, options?: { out?: Tensor }): Tensor {
 }
 
 /** Gradient of sigmoid: dx = dy * y * (1 - y), with y = sigmoid(x). */
-export function sigmoidBackward(dy: Tensor, y: Tensor, options?: { out?: Tensor }): Tensor {
+export function sigmoidBackward(dy: TensorLike, y: TensorLike, options?: { out?: Tensor }): Tensor {
   const dyt = elementwiseInput(dy, 'dy');
   const yt = elementwiseInput(y, 'y', dyt);
   const o = plainObject(options, 'options');
   knownKeys(o, ['out'], 'options');
-  const dx = elementwiseOut(o.out, dyt, 'options.out');
+  const dx = elementwiseOut(o.out, dyt, 'options.out', [dyt, yt]);
   native.sigmoidBackward(dyt.data, yt.data, dx.data);
   return dx;
 }
@@ -290,7 +306,7 @@ export function sigmoidBackward(dy: Tensor, y: Tensor, options?: { out?: Tensor 
  * Fully connected layer y = x weight^T + bias. x: [N, in]; weight: [out, in]; bias: [out] or null.
  * Returns [N, out].
  */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options?: { out?: Tensor }): Tensor {
+export function linear(x: TensorLike, weight: TensorLike, bias?: TensorLike | null, options?: { out?: Tensor }): Tensor {
   const xt = asTensor(x, 'x', 2);
   const wt = asTensor(weight, 'weight', 2);
   const o = plainObject(options, 'options');
@@ -309,7 +325,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options?
 }
 
 /** Gradient of linear with respect to x: dx = dy weight. dy: [N, out]; weight: [out, in]. */
-export function linearBackwardInput(dy: Tensor, weight: Tensor, options?: { out?: Tensor }): Tensor {
+export function linearBackwardInput(dy: TensorLike, weight: TensorLike, options?: { out?: Tensor }): Tensor {
   const dyt = asTensor(dy, 'dy', 2);
   const wt = asTensor(weight, 'weight', 2);
   const o = plainObject(options, 'options');

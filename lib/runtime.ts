@@ -61,7 +61,7 @@ export function measureFmaPeak(isa: Isa, threads: number, seconds = 0.25): numbe
     throw new DclError('E_ARG', `Expected one of ${ALL_ISAS.join(', ')} for isa but received ${describe(isa)}`);
   if (!native.capabilities().isas.includes(isa))
     throw new DclError('E_ISA', `Expected an ISA this CPU supports for isa but received '${isa}'`);
-  positiveInteger(threads, 'threads', 256);
+  positiveInteger(threads, 'threads', native.capabilities().threads);
   if (typeof seconds !== 'number' || !(seconds > 0 && seconds <= 60))
     throw new DclError('E_ARG', `Expected a number of seconds in (0, 60] for seconds but received ${describe(seconds)}`);
   return native.fmaPeak(isa, threads, seconds);
@@ -75,7 +75,7 @@ export function applyEnvironment(env: NodeJS.ProcessEnv = process.env): void {
       throw new DclError('E_ARG', `Expected one of ${ALL_ISAS.join(', ')} for DCL_ISA but received '${isa}'`);
     const supported = native.capabilities().isas;
     if (!supported.includes(isa))
-      throw new DclError('E_ISA', `DCL_ISA=${isa} was asked for, but this CPU only supports ${supported.join(', ')}`);
+      throw new DclError('E_ISA', `Expected an ISA this CPU supports (${supported.join(', ')}) for DCL_ISA but received '${isa}'`);
     native.setIsa(isa);
   }
   const threads = env.DCL_THREADS;

@@ -20,6 +20,17 @@ export class CpuStorage implements Storage {
   }
 }
 
+/** A zeroed Float32Array; running out of memory is a DclError, not a RangeError. */
+export function allocateFloats(length: number): Float32Array {
+  try {
+    return new Float32Array(length);
+  } catch (error) {
+    throw new DclError('E_NATIVE', `Could not allocate ${length} floats (${length * 4} bytes): ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
 function product(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
@@ -47,7 +58,7 @@ export class Tensor {
 
   static zeros(shape: readonly number[]): Tensor {
     const checked = shapeArray(shape, 'shape');
-    return new Tensor(new Float32Array(product(checked)), checked);
+    return new Tensor(allocateFloats(product(checked)), checked);
   }
 
   static from(values: ArrayLike<number>, shape: readonly number[]): Tensor {
@@ -112,7 +123,9 @@ export function asTensor(value: unknown, name: string, rank?: number): Tensor {
 }
 
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Checks that `tensor` has exactly `expected` as its shape. */

@@ -62,7 +62,9 @@ export function pair(
 
 export function plainObject(value: unknown, name: string): Record<string, unknown> {
   if (value === undefined) return {};
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail('E_ARG', 'an options object', name, value);
+  const proto = value !== null && typeof value === 'object' ? Object.getPrototypeOf(value) : undefined;
+  // Only plain objects: a Map, Date or typed array would have its options silently ignored.
+  if (proto !== Object.prototype && proto !== null) fail('E_ARG', 'a plain options object', name, value);
   return value as Record<string, unknown>;
 }
 
@@ -79,10 +81,8 @@ export function shapeArray(value: unknown, name: string, rank?: number): number[
   if (rank !== undefined && value.length !== rank) fail('E_SHAPE', `a shape of rank ${rank}`, name, value);
   if (value.length === 0) fail('E_SHAPE', 'a non-empty shape', name, value);
   let size = 1;
-  value.forEach((d, i) => {
-    positiveInteger(d, `${name}[${i}]`);
-    size *= d as number;
-  });
+  // An index loop, not forEach: forEach skips the holes of a sparse array such as [, 4].
+  for (let i = 0; i < value.length; i++) size *= positiveInteger(value[i], `${name}[${i}]`);
   if (size > MAX_ELEMENTS) fail('E_SHAPE', `a shape of at most ${MAX_ELEMENTS} elements`, name, value);
   return value.slice() as number[];
 }

@@ -8,7 +8,7 @@
 namespace dcl {
 
 void throw_argmax_out_of_range(int64_t index, int64_t value, int64_t plane) {
-  throw Error("E_ARG", "Expected argmax values in [0, " + std::to_string(plane) + ") but received " +
+  throw Error("E_ARG", "Expected argmax values in [0, " + std::to_string(plane) + ") for argmax but received " +
                            std::to_string(value) + " at index " + std::to_string(index));
 }
 
