@@ -29,7 +29,6 @@ import {
   Tensor,
   type Isa,
 } from '../lib/index.js';
-import { native } from '../lib/native.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -215,17 +214,12 @@ interface KernelSpec {
   flops: (n: number) => number;
   /** Bytes read + written by one call (mem kernels). */
   bytes: (n: number) => number;
-  /**
-   * Allocates the data for batch n and returns the call to time. `native`: the op has no `out`
-   * option, so the timed call goes to the native entry (after one validating call through the
-   * op), and `api` is the public op with its allocation, also timed.
-   */
+  /** Allocates the data for batch n and returns the call to time: the public op writing into `out` buffers. */
   setup: (n: number) => Setup;
 }
 
 interface Setup {
   run: () => void;
-  api?: () => void;
   /** What run() writes (compared with the serial ISA's). */
   outputs: (Float32Array | Int32Array)[];
 }
@@ -256,11 +250,7 @@ function kernelSpecs(): KernelSpec[] {
       const dy = rand(dims(n));
       absTanhBackward(dy, x, y);
       const dx = Tensor.zeros(dims(n));
-      return {
-        run: () => native.absTanhBackward(dy.data, x.data, y.data, dx.data),
-        api: () => void absTanhBackward(dy, x, y),
-        outputs: [dx.data],
-      };
+      return { run: () => void absTanhBackward(dy, x, y, { out: dx }), outputs: [dx.data] };
     });
   };
 
@@ -307,24 +297,14 @@ function kernelSpecs(): KernelSpec[] {
       const y = Tensor.zeros(ps(n));
       const argmax = new Int32Array(y.size);
       maxPool2d(x, { kernelSize: 2 });
-      const shape = [n, c.cout, c.hw, c.hw, 2, 2, 2, 2];
-      return {
-        run: () => native.maxPool2dForward(x.data, y.data, argmax, shape),
-        api: () => void maxPool2d(x, { kernelSize: 2 }),
-        outputs: [y.data, argmax],
-      };
+      return { run: () => void maxPool2d(x, { kernelSize: 2, out: { output: y, argmax } }), outputs: [y.data, argmax] };
     });
     mem(`${c.name} pool bwd`, c.name, 'bwd', pshape, (n) => inBytes(n) + 2 * outBytes(n), (n) => {
       const { argmax } = maxPool2d(rand(ys(n)), { kernelSize: 2 });
       const dy = rand(ps(n));
       maxPool2dBackward(dy, argmax, ys(n), { kernelSize: 2 });
       const dx = Tensor.zeros(ys(n));
-      const shape = [n, c.cout, c.hw, c.hw, 2, 2, 2, 2];
-      return {
-        run: () => native.maxPool2dBackward(dy.data, argmax, dx.data, shape),
-        api: () => void maxPool2dBackward(dy, argmax, ys(n), { kernelSize: 2 }),
-        outputs: [dx.data],
-      };
+      return { run: () => void maxPool2dBackward(dy, argmax, ys(n), { kernelSize: 2, out: dx }), outputs: [dx.data] };
     });
   }
 
@@ -346,12 +326,7 @@ function kernelSpecs(): KernelSpec[] {
       const w = rand([f.outF, f.inF], wscale);
       linearBackwardInput(dy, w);
       const dx = Tensor.zeros([n, f.inF]);
-      const shape = [n, f.inF, f.outF];
-      return {
-        run: () => native.linearBackwardInput(dy.data, w.data, dx.data, shape),
-        api: () => void linearBackwardInput(dy, w),
-        outputs: [dx.data],
-      };
+      return { run: () => void linearBackwardInput(dy, w, { out: dx }), outputs: [dx.data] };
     });
     fc('bwd-w', (n) => {
       const x = rand([n, f.inF]);
@@ -359,12 +334,7 @@ function kernelSpecs(): KernelSpec[] {
       linearBackwardWeight(x, dy);
       const dw = Tensor.zeros([f.outF, f.inF]);
       const db = Tensor.zeros([f.outF]);
-      const shape = [n, f.inF, f.outF];
-      return {
-        run: () => native.linearBackwardWeight(x.data, dy.data, dw.data, db.data, shape),
-        api: () => void linearBackwardWeight(x, dy),
-        outputs: [dw.data, db.data],
-      };
+      return { run: () => void linearBackwardWeight(x, dy, { out: { weight: dw, bias: db } }), outputs: [dw.data, db.data] };
     });
     if (f.name === 'fc1') tanhRows('fc1', (n) => [n, f.outF]);
   }
@@ -381,11 +351,7 @@ function kernelSpecs(): KernelSpec[] {
     const dy = rand(sdims(n));
     sigmoidBackward(dy, y);
     const dx = Tensor.zeros(sdims(n));
-    return {
-      run: () => native.sigmoidBackward(dy.data, y.data, dx.data),
-      api: () => void sigmoidBackward(dy, y),
-      outputs: [dx.data],
-    };
+    return { run: () => void sigmoidBackward(dy, y, { out: dx }), outputs: [dx.data] };
   });
   return specs.map((spec) => ({
     ...spec,
@@ -525,9 +491,6 @@ interface Row {
   ms: Stats;
   reps: number;
   inner: number;
-  path: 'api' | 'native';
-  /** The public op with its allocation (rows timed at the native entry only). */
-  apiMs: Stats | null;
   gflop: number;
   gflops: number | null;
   pctPeak: number | null;
@@ -580,11 +543,9 @@ function benchIsa(isa: Isa, threads: number, opts: Options): IsaResult {
     const factor = BATCH / n;
     const errVsSerial = isa === 'serial' ? null : errorVsSerial(spec, isa);
     if (spec.kind !== 'mem') peakSamples[threads].push(measureFmaPeak(isa, threads, 0.2));
-    const { run, api } = spec.setup(n);
+    const { run } = spec.setup(n);
     const t = time(run, scaled ? { ...budget, minReps: 2 } : budget);
     const ms = { median: t.median * factor, min: t.min * factor, max: t.max * factor, n: t.n };
-    const apiT = api ? time(api, { ms: budget.ms / 3, minReps: 2, maxReps: budget.maxReps }) : null;
-    const apiMs = apiT ? { median: apiT.median * factor, min: apiT.min * factor, max: apiT.max * factor, n: apiT.n } : null;
     const gflop = spec.flops(BATCH) / 1e9;
     const gflops = spec.kind === 'mem' ? null : gflop / (ms.median / 1e3);
     const bytes = spec.bytes(BATCH);
@@ -600,8 +561,6 @@ function benchIsa(isa: Isa, threads: number, opts: Options): IsaResult {
       ms,
       reps: t.n,
       inner: t.inner,
-      path: api ? 'native' : 'api',
-      apiMs,
       gflop,
       gflops,
       pctPeak: null,
@@ -631,9 +590,9 @@ function benchIsa(isa: Isa, threads: number, opts: Options): IsaResult {
   );
   console.log(
     table(
-      ['kernel', 'shape (batch 64)', 'batch', 'median ms', 'min-max ms', 'reps', 'GFLOP/s', '% peak', 'GB/s', '% copy', 'op ms', 'err'],
+      ['kernel', 'shape (batch 64)', 'batch', 'median ms', 'min-max ms', 'reps', 'GFLOP/s', '% peak', 'GB/s', '% copy', 'err'],
       rows.map((r) => [
-        r.kernel + (r.path === 'native' ? ' *' : ''),
+        r.kernel,
         r.shape,
         r.batch === BATCH ? String(BATCH) : `${r.batch}x${BATCH / r.batch}`,
         fms(r.ms.median),
@@ -643,17 +602,12 @@ function benchIsa(isa: Isa, threads: number, opts: Options): IsaResult {
         r.pctPeak === null ? '' : r.pctPeak.toFixed(1),
         r.gbps === null ? '' : f1(r.gbps),
         r.pctCopy === null ? '' : r.pctCopy.toFixed(0),
-        r.apiMs ? fms(r.apiMs.median) : '',
         r.errVsSerial === null ? '' : r.errVsSerial.toExponential(0) + (r.errVsSerial > ERR_LIMIT ? ' !' : ''),
       ]),
       2,
     ),
   );
-  const notes = [
-    `* timed at the native entry: the op has no \`out\` option; "op ms" is the public op, which also allocates and zeroes its outputs${
-      ''
-    } (maxPool2dBackward also checks every argmax index in JS).`,
-  ];
+  const notes: string[] = [];
   if (rows.some((r) => r.batch !== BATCH))
     notes.push(`batch ${SERIAL_BATCH}x${BATCH / SERIAL_BATCH}: run at batch ${SERIAL_BATCH}, times multiplied by ${BATCH / SERIAL_BATCH} (the serial ISA is slow).`);
   if (isa !== 'serial')
