@@ -4,9 +4,22 @@
  * - E_SHAPE: a tensor's shape or length does not match what the call needs;
  * - E_ISA: an instruction set was asked for that this CPU cannot run;
  * - E_LOAD: the native addon could not be loaded;
- * - E_NATIVE: native code failed (out of memory, an internal error).
+ * - E_NATIVE: native code failed (out of memory, an internal error);
+ * - E_DEVICE: host data was asked of a tensor held on another device;
+ * - E_FORMAT: a file is corrupt, truncated, of another format or of an unsupported version;
+ * - E_IO: a file could not be read or written (missing, no permission, disk full);
+ * - E_ABORTED: a long operation was cancelled through its AbortSignal.
  */
-export type DclErrorCode = 'E_ARG' | 'E_SHAPE' | 'E_ISA' | 'E_LOAD' | 'E_NATIVE' | 'E_DEVICE';
+export type DclErrorCode =
+  | 'E_ARG'
+  | 'E_SHAPE'
+  | 'E_ISA'
+  | 'E_LOAD'
+  | 'E_NATIVE'
+  | 'E_DEVICE'
+  | 'E_FORMAT'
+  | 'E_IO'
+  | 'E_ABORTED';
 
 export class DclError extends Error {
   readonly code: DclErrorCode;
@@ -18,7 +31,7 @@ export class DclError extends Error {
   }
 }
 
-const KNOWN_CODES = new Set<string>(['E_ARG', 'E_SHAPE', 'E_ISA', 'E_LOAD', 'E_NATIVE', 'E_DEVICE']);
+const KNOWN_CODES = new Set<string>(['E_ARG', 'E_SHAPE', 'E_ISA', 'E_LOAD', 'E_NATIVE', 'E_DEVICE', 'E_FORMAT', 'E_IO', 'E_ABORTED']);
 
 /** Turns whatever native code threw into a DclError, keeping its code when it has a known one. */
 export function fromNativeError(error: unknown, operation: string): DclError {
