@@ -77,13 +77,18 @@ export class IdentityBatchSampler {
   next(): PairBatch {
     const p = Math.min(this.identitiesPerBatch, this.multi.length);
     const chosen: number[] = [];
-    for (let i = 0; i < p; i++) {
+    const taken = new Set<number>();
+    while (chosen.length < p) {
       if (this.cursor >= this.order.length) {
         this.order = this.multi.slice();
         shuffleInPlace(this.order, this.rng);
         this.cursor = 0;
       }
-      chosen.push(this.order[this.cursor++]);
+      const id = this.order[this.cursor++];
+      // Across an epoch boundary the new order may repeat someone already in this batch: skip.
+      if (taken.has(id)) continue;
+      taken.add(id);
+      chosen.push(id);
     }
     const images: number[] = [];
     const owner: number[] = [];
