@@ -1,8 +1,9 @@
 // The dcl-native benchmark: every kernel on the DCL-S layer shapes (batch 64), next to the FP32 FMA
 // peak and a copy bandwidth measured in the same run, and (optionally) PyTorch on conv2..conv4,
-// alternating round by round. See bench/README.md.
+// alternating round by round; then the whole network's training step and encode against PyTorch and
+// onnxruntime-node (bench/train.ts). See bench/README.md.
 //
-//   npm run bench -- [--quick] [--isa avx512[,avx2]] [--no-torch] [--rounds N] [--json FILE]
+//   npm run bench -- [--quick] [--isa avx512[,avx2]] [--no-torch] [--no-train] [--rounds N] [--json FILE]
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -29,6 +30,7 @@ import {
   Tensor,
   type Isa,
 } from '../lib/index.js';
+import { trainSection } from './train.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -39,18 +41,24 @@ interface Options {
   quick: boolean;
   torch: boolean;
   rounds: number | null;
+  /** The training-step / encode section (bench/train.ts). */
+  train: boolean;
+  trainRounds: number | null;
 }
 
 const USAGE = `usage: npm run bench -- [options]
   --quick          fewer repeats (about 0.3 s per kernel instead of 1 s), 3 PyTorch rounds
   --isa LIST       only these ISAs (repeatable or comma list: serial, avx2, avx512)
-  --no-torch       skip the PyTorch comparison
+  --no-torch       skip the PyTorch comparisons (and onnxruntime-node's, whose model PyTorch exports)
   --rounds N       PyTorch comparison rounds (default 9, --quick 3)
+  --train          the training-step / encode section (the default)
+  --no-train       skip it
+  --train-rounds N its rounds (default 7, --quick 3)
   --json FILE      also write every figure as JSON to FILE
 Environment: DCL_THREADS sets the kernel threads (default: all cores), DCL_ADDON a .node file to load.`;
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { json: null, isas: null, quick: false, torch: true, rounds: null };
+  const o: Options = { json: null, isas: null, quick: false, torch: true, rounds: null, train: true, trainRounds: null };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith('--')) usageError(`${flag} needs a value`);
@@ -60,11 +68,17 @@ function parseArgs(argv: string[]): Options {
     const a = argv[i];
     if (a === '--quick') o.quick = true;
     else if (a === '--no-torch') o.torch = false;
+    else if (a === '--train') o.train = true;
+    else if (a === '--no-train') o.train = false;
     else if (a === '--json') o.json = value(i++, a);
     else if (a === '--rounds') {
       const n = Number(value(i++, a));
       if (!Number.isInteger(n) || n < 1 || n > 100) usageError('--rounds needs an integer from 1 to 100');
       o.rounds = n;
+    } else if (a === '--train-rounds') {
+      const n = Number(value(i++, a));
+      if (!Number.isInteger(n) || n < 1 || n > 100) usageError('--train-rounds needs an integer from 1 to 100');
+      o.trainRounds = n;
     } else if (a === '--isa') {
       for (const name of value(i++, a).split(',').map((s) => s.trim()).filter(Boolean)) {
         if (!ALL_ISAS.includes(name as Isa)) usageError(`unknown ISA '${name}' (one of ${ALL_ISAS.join(', ')})`);
@@ -1031,6 +1045,7 @@ async function main() {
   // The comparison runs on the widest ISA benchmarked (serial is too slow to be worth it).
   const widest = [...isas].sort((a, b) => ALL_ISAS.indexOf(b) - ALL_ISAS.indexOf(a))[0];
   let torch: unknown;
+  let train: unknown = { skipped: 'not asked for (--no-train)' };
   if (widest === 'serial') {
     console.log('\nPyTorch comparison skipped: only the serial ISA was benchmarked');
     torch = { skipped: 'serial only' };
@@ -1039,6 +1054,16 @@ async function main() {
     const estimate = r.rows.filter((x) => x.kind === 'conv' && ACCEPT_LAYERS.includes(x.layer)).reduce((a, x) => a + x.ms.median, 0);
     try {
       torch = await compareTorch(widest, caps.threads, opts, estimate, startedAt);
+    } finally {
+      setIsa(caps.isa);
+    }
+  }
+  if (opts.train && widest === 'serial') {
+    console.log('\nTraining / encode section skipped: only the serial ISA was benchmarked');
+    train = { skipped: 'serial only' };
+  } else if (opts.train) {
+    try {
+      train = await trainSection({ quick: opts.quick, torch: opts.torch, onnx: true, rounds: opts.trainRounds, isa: widest });
     } finally {
       setIsa(caps.isa);
     }
@@ -1060,6 +1085,7 @@ async function main() {
       serialBatch: SERIAL_BATCH,
       isas: results,
       torch,
+      train,
       seconds: (Date.now() - startedAt) / 1e3,
       loadAverage: { start: loadAtStart, end: loadAtEnd },
     };
