@@ -213,6 +213,77 @@ Napi::Value LinearBackwardWeight(const Napi::CallbackInfo& info) {
   });
 }
 
+// ---- compactness losses and code layouts ----------------------------------------------------
+
+double* f64_or_null(const Napi::CallbackInfo& info, size_t i) {
+  return typed<double>(info, i, napi_float64_array, true);
+}
+double* f64(const Napi::CallbackInfo& info, size_t i) { return typed<double>(info, i, napi_float64_array); }
+uint32_t* u32(const Napi::CallbackInfo& info, size_t i) { return typed<uint32_t>(info, i, napi_uint32_array); }
+
+// Arguments after the kernel-specific ones: labels, weights | null, loss (Float64Array [P]),
+// grad scalars (Float64Array [2]) | null, shape [N, n, P], alpha, beta, scale.
+dcl::PairLossArgs pair_loss_args(const Napi::CallbackInfo& info, size_t first) {
+  Napi::Array a = info[first + 5].As<Napi::Array>();
+  auto at = [&](uint32_t i) { return a.Get(i).As<Napi::Number>().Int64Value(); };
+  dcl::PairLossArgs args;
+  args.shape.images = at(0);
+  args.shape.dims = at(1);
+  args.shape.pairs = at(2);
+  args.pairs = i32(info, first);
+  args.labels = f32(info, first + 1);
+  args.weights = f32_or_null(info, first + 2);
+  args.loss = f64(info, first + 3);
+  args.grad_scalars = f64_or_null(info, first + 4);
+  args.alpha = info[first + 6].As<Napi::Number>().DoubleValue();
+  args.beta = info[first + 7].As<Napi::Number>().DoubleValue();
+  args.scale = info[first + 8].As<Napi::Number>().DoubleValue();
+  return args;
+}
+
+// hammingDp(p, gradP | null, pairs, labels, weights | null, loss, gradScalars | null, shape, alpha, beta, scale)
+Napi::Value HammingDp(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const dcl::PairLossArgs args = pair_loss_args(info, 2);
+    float* grad = f32_or_null(info, 1);
+    if (grad && !args.grad_scalars) throw dcl::Error("E_ARG", "hammingDp: gradients need the gradScalars array");
+    dcl::kernels().hamming_dp(args, f32(info, 0), grad);
+    return info.Env().Undefined();
+  });
+}
+
+// pairL1Loss(f, s, gradF | null, pairs, labels, weights | null, loss, gradScalars | null, shape, alpha, beta, scale)
+Napi::Value PairL1Loss(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const dcl::PairLossArgs args = pair_loss_args(info, 3);
+    float* grad = f32_or_null(info, 2);
+    if (grad && !args.grad_scalars) throw dcl::Error("E_ARG", "pairL1Loss: gradients need the gradScalars array");
+    dcl::kernels().pair_l1_loss(args, f32(info, 0), f32(info, 1), grad);
+    return info.Env().Undefined();
+  });
+}
+
+// quantizePack(p, codes, [count, n, q])
+Napi::Value QuantizePack(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Array a = info[2].As<Napi::Array>();
+    auto at = [&](uint32_t i) { return a.Get(i).As<Napi::Number>().Int64Value(); };
+    dcl::kernels().quantize_pack(at(0), static_cast<int>(at(1)), static_cast<int>(at(2)), f32(info, 0), i32(info, 1));
+    return info.Env().Undefined();
+  });
+}
+
+// codeDistances(a, b, dist, [count, n, q, hamming])
+Napi::Value CodeDistances(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Array a = info[3].As<Napi::Array>();
+    auto at = [&](uint32_t i) { return a.Get(i).As<Napi::Number>().Int64Value(); };
+    dcl::kernels().code_distances(at(0), static_cast<int>(at(1)), static_cast<int>(at(2)), at(3) != 0, i32(info, 0),
+                                  i32(info, 1), u32(info, 2));
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("capabilities", Napi::Function::New(env, Capabilities));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
@@ -230,6 +301,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linearForward", Napi::Function::New(env, LinearForward));
   exports.Set("linearBackwardInput", Napi::Function::New(env, LinearBackwardInput));
   exports.Set("linearBackwardWeight", Napi::Function::New(env, LinearBackwardWeight));
+  exports.Set("hammingDp", Napi::Function::New(env, HammingDp));
+  exports.Set("pairL1Loss", Napi::Function::New(env, PairL1Loss));
+  exports.Set("quantizePack", Napi::Function::New(env, QuantizePack));
+  exports.Set("codeDistances", Napi::Function::New(env, CodeDistances));
   return exports;
 }
 

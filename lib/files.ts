@@ -8,7 +8,9 @@ import { DclError } from './errors.js';
 
 function ioError(action: string, file: string, error: unknown): DclError {
   const e = error as NodeJS.ErrnoException;
-  return new DclError('E_IO', `Could not ${action} ${file}: ${e?.code ? `${e.code} ` : ''}${e?.message ?? String(error)}`, {
+  const message = e?.message ?? String(error);
+  const code = e?.code && !message.includes(e.code) ? `${e.code} ` : '';
+  return new DclError('E_IO', `Could not ${action} ${file}: ${code}${message}`, {
     cause: error,
   });
 }

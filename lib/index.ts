@@ -26,3 +26,42 @@ export type { Conv2dOptions, Conv2dWeightGradOptions, Pool2dOptions } from './op
 
 // DCL_ISA / DCL_THREADS are read once, when the package is first imported.
 applyEnvironment();
+
+// Autograd, layers, optimisers and seeded random numbers.
+export * as autograd from './autograd.js';
+export { Var, BufferSite, backward, noGrad, isGradEnabled, zeroGrad, parameter, customOp, endStep, startProfiling, stopProfiling } from './autograd.js';
+export type { BackwardContext, BackwardFn, VarLike, VarOptions, BackwardOptions, CustomOpOptions, OpTiming } from './autograd.js';
+export * as nn from './nn.js';
+export { Module, Conv2d, Linear, MaxPool2d, AbsTanh, Sigmoid, Flatten, Sequential, DclS, dclS, initialize } from './nn.js';
+export type { DclSOptions, DclSConfig, Initializer, InitOptions, NamedArray } from './nn.js';
+export * as optim from './optim.js';
+export {
+  SGD,
+  Adam,
+  AdamW,
+  clipGradNorm,
+  gradNorm,
+  constantSchedule,
+  warmupSchedule,
+  cosineSchedule,
+  stepSchedule,
+  scheduleFromSpec,
+} from './optim.js';
+export type { Schedule, ScheduleSpec, OptimizerState } from './optim.js';
+export { Rng, manualSeed, defaultGenerator } from './random.js';
+export type { RngState } from './random.js';
+
+// Code layouts (quantize, pack, distances) and the compactness losses over pairs.
+export * as codes from './codes.js';
+export { parseLayout, quantize, pack, unpack, codeDistance, codeDistances, maxDistance, PAPER_LAYOUTS } from './codes.js';
+export type { CodeLayout, LayoutLike, CodeMetric } from './codes.js';
+export * as losses from './losses.js';
+export { hammingDpLoss, pairL1Loss, softplus, softplusDerivative, pairLossAt, MAX_DP_BITS } from './losses.js';
+export type {
+  PairBatchOptions,
+  HammingDpLossOptions,
+  PairL1LossOptions,
+  PairLossResult,
+  HammingDpLossResult,
+  PairL1LossResult,
+} from './losses.js';

@@ -26,6 +26,43 @@ export interface NativeAddon {
   linearForward(x: Float32Array, w: Float32Array, b: Float32Array | null, y: Float32Array, shape: number[]): void;
   linearBackwardInput(dy: Float32Array, w: Float32Array, dx: Float32Array, shape: number[]): void;
   linearBackwardWeight(x: Float32Array, dy: Float32Array, dw: Float32Array, db: Float32Array | null, shape: number[]): void;
+  /**
+   * Expected pair loss over binary codes (dynamic programming). pair shape: [N, n, P]. loss:
+   * [P] per pair; gradP [N, n] and gradScalars [d/dalpha, d/dbeta] are of scale * sum_k w_k loss_k
+   * (gradP null: forward only).
+   */
+  hammingDp(
+    p: Float32Array,
+    gradP: Float32Array | null,
+    pairs: Int32Array,
+    labels: Float32Array,
+    weights: Float32Array | null,
+    loss: Float64Array,
+    gradScalars: Float64Array | null,
+    shape: number[],
+    alpha: number,
+    beta: number,
+    scale: number,
+  ): void;
+  /** Pair loss over the L1 distance of f, gradient directions from sign(s_a - s_b). Shapes as hammingDp. */
+  pairL1Loss(
+    f: Float32Array,
+    s: Float32Array,
+    gradF: Float32Array | null,
+    pairs: Int32Array,
+    labels: Float32Array,
+    weights: Float32Array | null,
+    loss: Float64Array,
+    gradScalars: Float64Array | null,
+    shape: number[],
+    alpha: number,
+    beta: number,
+    scale: number,
+  ): void;
+  /** shape: [count, n, q] */
+  quantizePack(p: Float32Array, codes: Int32Array, shape: number[]): void;
+  /** shape: [count, n, q, hamming (0 | 1)] */
+  codeDistances(a: Int32Array, b: Int32Array, dist: Uint32Array, shape: number[]): void;
 }
 
 export interface NativeCapabilities {

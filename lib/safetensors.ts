@@ -110,7 +110,8 @@ export function decodeSafetensors(
       bad(file, `tensor '${name}' has ${end - begin} bytes but its shape [${shape.join(', ')}] of ${dtype} needs ${count * BYTES[dtype]}`);
     ranges.push([begin, end, name]);
     // Copy into a fresh, aligned buffer: the file's bytes may sit at any alignment.
-    const raw = data.slice(begin, end);
+    // (Uint8Array's slice copies; a Node Buffer's slice would be a view at the file's alignment.)
+    const raw = Uint8Array.prototype.slice.call(data, begin, end);
     const values =
       dtype === 'F32'
         ? new Float32Array(raw.buffer, raw.byteOffset, count)

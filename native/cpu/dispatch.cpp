@@ -51,7 +51,8 @@ const Features& features() {
     #ns, ns::conv2d_forward, ns::conv2d_backward_input, ns::conv2d_backward_weight,             \
         ns::max_pool2d_forward, ns::max_pool2d_backward, ns::abs_tanh_forward,                  \
         ns::abs_tanh_backward, ns::sigmoid_forward, ns::sigmoid_backward, ns::linear_forward,   \
-        ns::linear_backward_input, ns::linear_backward_weight, ns::fma_peak                     \
+        ns::linear_backward_input, ns::linear_backward_weight, ns::fma_peak, ns::hamming_dp,    \
+        ns::pair_l1_loss, ns::quantize_pack, ns::code_distances                                 \
   }
 
 const CpuKernels kSerial = DCL_TABLE(serial);

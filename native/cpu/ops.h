@@ -24,13 +24,54 @@
   void linear_backward_input(const LinearShape&, const float* dy, const float* w, float* dx);  \
   void linear_backward_weight(const LinearShape&, const float* x, const float* dy, float* dw,  \
                               float* db);                                                      \
-  double fma_peak(int threads, double seconds);
+  double fma_peak(int threads, double seconds);                                               \
+  void hamming_dp(const PairLossArgs&, const float* p, float* grad_p);                         \
+  void pair_l1_loss(const PairLossArgs&, const float* f, const float* s, float* grad_f);        \
+  void quantize_pack(int64_t count, int n, int q, const float* p, int32_t* codes);             \
+  void code_distances(int64_t count, int n, int q, bool hamming, const int32_t* a,             \
+                      const int32_t* b, uint32_t* dist);
 
 namespace dcl {
 
 // Thrown (as dcl::Error E_ARG) by every max_pool2d_backward when an argmax index falls outside
 // its plane. Defined in pool_serial.cpp, outside the ISA-flagged files, because it builds strings.
 [[noreturn]] void throw_argmax_out_of_range(int64_t index, int64_t value, int64_t plane);
+
+// ---- pair losses: the ISA-independent drivers (hamming_dp_serial.cpp, pair_loss_serial.cpp) ----
+// The drivers hold everything that allocates or calls libm: the softplus tables, the per-image
+// occurrence lists, chunking and the reductions in pair order. Each ISA supplies only the inner
+// loops below, so the ISA files need no library code at all.
+
+// One call of the hamming_dp inner loop. `table` holds, for l = -1 then l = +1, three rows of n+1
+// values over the distance j: L_j = softplus(-l (alpha j - beta)), A_j = L'_j j, B_j = -L'_j (L'_j
+// = dL/dy at y = alpha j - beta), so d/dalpha = sum_j D[n][j] A_j and d/dbeta = sum_j D[n][j] B_j.
+struct HammingDpBlock {
+  const PairLossArgs* args;
+  const float* p;
+  const double* table;  // [2][3][n+1]
+  bool backward;
+  // Per-pair results of the chunk that starts at pair chunk_begin, one record of 2n+2 doubles per
+  // pair (pair k at (k - chunk_begin) (2n+2)): c_k dE/dp_a,i at [i], c_k dE/dp_b,i at [n + i],
+  // c_k dE/dalpha at [2n], c_k dE/dbeta at [2n+1], with c_k = scale * weight_k.
+  double* records;
+  int64_t chunk_begin;
+};
+// Computes pairs [k0, k1) (k0 - chunk_begin a multiple of lanes): loss[k] always, the records
+// when backward. scratch: hamming_dp_scratch_doubles(n, lanes) doubles, 64-byte aligned.
+using HammingDpRangeFn = void (*)(const HammingDpBlock&, int64_t k0, int64_t k1, double* scratch);
+int64_t hamming_dp_scratch_doubles(int64_t n, int lanes);
+void hamming_dp_drive(const PairLossArgs& args, const float* p, float* grad_p, int lanes,
+                      HammingDpRangeFn range);
+
+struct PairL1Inner {
+  // d[k - k0] = sum_i |f[a, i] - f[b, i]| in float64 for pairs [k0, k1).
+  void (*distances)(int64_t n, const float* f, const int32_t* pairs, int64_t k0, int64_t k1,
+                    double* d);
+  // acc[i] += g * sign(self[i] - other[i]) (sign 0 at ties and for NaN), i < n.
+  void (*accumulate)(int64_t n, double* acc, const float* self, const float* other, double g);
+};
+void pair_l1_drive(const PairLossArgs& args, const float* f, const float* s, float* grad_f,
+                   const PairL1Inner& inner);
 
 namespace serial {
 DCL_DECLARE_CPU_KERNELS

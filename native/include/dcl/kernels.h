@@ -83,6 +83,48 @@ using LinearBackwardWeightFn = void (*)(const LinearShape&, const float* x, cons
 // machine limit that the benchmarks quote beside every kernel.
 using FmaPeakFn = double (*)(int threads, double seconds);
 
+// ---- compactness losses over pairs of images (Deep Compactness Learning, eq. 2-7) ----------------
+//
+// A batch of P pairs over N images with n values each: pairs[2k], pairs[2k+1] are the two images
+// of pair k (0 <= index < N, validated by lib/), labels[k] is -1 (same person) or +1 (different
+// person; lib/ accepts nothing else, kernels read l > 0 as +1), weights[k] >= 0 or nullptr (all
+// 1). The loss of a pair at distance d is L = softplus(-l (alpha d - beta)). Every gradient is of
+// scale * sum_k weights[k] * loss_k (scale lets lib/ ask for a mean, or chain an upstream
+// gradient, without rounding the weights). Accumulation is in float64; every per-image gradient is
+// summed over that image's pairs in pair order, so the results do not depend on the thread count.
+struct PairLossShape {
+  int64_t images = 0;  // N
+  int64_t dims = 0;    // n (hamming_dp: 1..64)
+  int64_t pairs = 0;   // P
+};
+
+struct PairLossArgs {
+  PairLossShape shape;
+  const int32_t* pairs = nullptr;  // [P, 2]
+  const float* labels = nullptr;   // [P]
+  const float* weights = nullptr;  // [P] or nullptr
+  double alpha = 0, beta = 0, scale = 1;
+  double* loss = nullptr;        // [P] out: loss_k, unweighted and unscaled
+  double* grad_scalars = nullptr;  // [2] out (or nullptr with no gradient): d/dalpha, d/dbeta
+};
+
+// Technique 2 (binary codes): bit i of image x is 1 with probability p[x, i]; loss_k is the
+// expected loss over the Hamming distance distribution of the pair (dynamic programming, eq. 6-7).
+// grad_p: [N, n] or nullptr (forward only, grad_scalars untouched).
+using HammingDpFn = void (*)(const PairLossArgs&, const float* p, float* grad_p);
+// Technique 1 / plain L1: d_k = sum_i |f[a, i] - f[b, i]|; grad_f[a, i] gets
+// dL/dd * sign(s[a, i] - s[b, i]) and grad_f[b, i] its negative (s: the unquantized values, so
+// that ties of the rounded codes still get a direction; s may be f). grad_f: [N, n] or nullptr.
+using PairL1LossFn = void (*)(const PairLossArgs&, const float* f, const float* s, float* grad_f);
+
+// ---- code layouts n x q (n * q <= 32) --------------------------------------------------------
+// codes[x] = sum_i level_i << (i q), level_i = clamp(floor(2^q p[x, i]), 0, 2^q - 1), NaN -> 0.
+using QuantizePackFn = void (*)(int64_t count, int n, int q, const float* p, int32_t* codes);
+// dist[k] = sum_i |level_i(a[k]) - level_i(b[k])| (q = 1: Hamming), or with `hamming` the
+// popcount of the layout's n q bits of a[k] ^ b[k]. Unsigned: 1x32 distances reach 2^32 - 1.
+using CodeDistancesFn = void (*)(int64_t count, int n, int q, bool hamming, const int32_t* a,
+                                 const int32_t* b, uint32_t* dist);
+
 struct CpuKernels {
   const char* isa;
   Conv2dForwardFn conv2d_forward;
@@ -98,6 +140,10 @@ struct CpuKernels {
   LinearBackwardInputFn linear_backward_input;
   LinearBackwardWeightFn linear_backward_weight;
   FmaPeakFn fma_peak;
+  HammingDpFn hamming_dp;
+  PairL1LossFn pair_l1_loss;
+  QuantizePackFn quantize_pack;
+  CodeDistancesFn code_distances;
 };
 
 }  // namespace dcl

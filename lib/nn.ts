@@ -1,0 +1,490 @@
+// Layers over the autograd ops, initialisers, and the DCL-S network of DESIGN.md.
+//
+// Every layer owns a BufferSite, so its output buffers are kept from one training step to the next
+// (see lib/autograd.ts for when a buffer is reused). Parameters are leaf Vars with requiresGrad,
+// named by their path in the module tree ('features.0.weight'), which is also how stateDict() /
+// loadStateDict() export and import them for the model file.
+import { DclError } from './errors.js';
+import * as ag from './autograd.js';
+import { BufferSite, Var } from './autograd.js';
+import type { VarLike } from './autograd.js';
+import { defaultGenerator, Rng } from './random.js';
+import { Tensor } from './tensor.js';
+import { describe, knownKeys, plainObject } from './validate.js';
+
+// ---------------------------------------------------------------------------------------------
+// Initialisers
+
+/**
+ * How weights start. Biases start at zero except with 'torch'.
+ * - 'dcl' (default): N(0, gain^2 / fanIn) with gain 1.5. DESIGN.md's reference run found that
+ *   initialisation decides whether anything trains: with PyTorch's default (uniform with std
+ *   1/sqrt(3 fanIn), a gain of about 0.58) every |tanh| layer shrinks its input's spread, and after
+ *   the six layers of DCL-S the sigmoid outputs hardly vary across images (std ~0.0015), so every
+ *   image gets the same code and the pair loss has nothing to separate. A gain of 1.5 keeps each
+ *   layer's pre-activations at about the spread of its inputs (|tanh| of N(0, s^2) with s ~ 1 keeps
+ *   a second moment of ~0.4 to 0.6), so the outputs of a fresh network already differ between
+ *   images; zero biases leave that spread to the weights.
+ * - 'kaiming': He normal, N(0, gain^2 / fanIn) with gain sqrt(2).
+ * - 'xavier': Glorot uniform, U(-a, a) with a = gain sqrt(6 / (fanIn + fanOut)), gain 1.
+ * - 'torch': PyTorch's default for Conv2d / Linear: weights and biases U(-b, b), b = 1/sqrt(fanIn).
+ * - a function (weight, fanIn, fanOut, rng) that fills the weight array (biases zero).
+ */
+export type Initializer = 'dcl' | 'kaiming' | 'xavier' | 'torch' | ((weight: Float32Array, fanIn: number, fanOut: number, rng: Rng) => void);
+
+export interface InitOptions {
+  init?: Initializer;
+  /** Overrides the initialiser's gain (ignored by 'torch' and functions). */
+  gain?: number;
+  /** Generator for the initial values. Default: the shared default generator (manualSeed). */
+  rng?: Rng;
+}
+
+const INITIALIZERS = ['dcl', 'kaiming', 'xavier', 'torch'];
+
+function checkInit(o: Record<string, unknown>, name: string): { init: Initializer; gain: number | undefined; rng: Rng } {
+  const init = (o.init ?? 'dcl') as Initializer;
+  if (typeof init !== 'function' && !INITIALIZERS.includes(init as string))
+    throw new DclError('E_ARG', `Expected one of ${INITIALIZERS.join(', ')} or a function for ${name}.init but received ${describe(init)}`);
+  const gain = o.gain;
+  if (gain !== undefined && (typeof gain !== 'number' || !(gain > 0 && Number.isFinite(gain))))
+    throw new DclError('E_ARG', `Expected a positive number for ${name}.gain but received ${describe(gain)}`);
+  const rng = o.rng ?? defaultGenerator();
+  if (!(rng instanceof Rng)) throw new DclError('E_ARG', `Expected an Rng for ${name}.rng but received ${describe(rng)}`);
+  return { init, gain: gain as number | undefined, rng };
+}
+
+/** Fills weight (and bias, when given) as `init` says; fanIn / fanOut as in DESIGN.md. */
+export function initialize(
+  weight: Float32Array,
+  bias: Float32Array | null,
+  fanIn: number,
+  fanOut: number,
+  init: Initializer = 'dcl',
+  rng: Rng = defaultGenerator(),
+  gain?: number,
+): void {
+  if (typeof init === 'function') {
+    init(weight, fanIn, fanOut, rng);
+    bias?.fill(0);
+    return;
+  }
+  switch (init) {
+    case 'dcl':
+      rng.fillNormal(weight, 0, (gain ?? 1.5) / Math.sqrt(fanIn));
+      bias?.fill(0);
+      return;
+    case 'kaiming':
+      rng.fillNormal(weight, 0, (gain ?? Math.SQRT2) / Math.sqrt(fanIn));
+      bias?.fill(0);
+      return;
+    case 'xavier': {
+      const a = (gain ?? 1) * Math.sqrt(6 / (fanIn + fanOut));
+      rng.fillUniform(weight, -a, a);
+      bias?.fill(0);
+      return;
+    }
+    case 'torch': {
+      const b = 1 / Math.sqrt(fanIn);
+      rng.fillUniform(weight, -b, b);
+      if (bias) rng.fillUniform(bias, -b, b);
+      return;
+    }
+    default:
+      throw new DclError('E_ARG', `Expected one of ${INITIALIZERS.join(', ')} or a function for init but received ${describe(init)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Module
+
+/** A named parameter as exported: a copy of its values and its shape. */
+export interface NamedArray {
+  shape: number[];
+  data: Float32Array;
+}
+
+export abstract class Module {
+  /** Training mode (train()) or evaluation mode (eval()); no layer here behaves differently yet. */
+  training = true;
+  private readonly params = new Map<string, Var>();
+  private readonly modules = new Map<string, Module>();
+  /** The layer's kept output buffers. */
+  protected readonly site = new BufferSite();
+
+  /** The layer applied to x. */
+  abstract forward(x: VarLike): Var;
+
+  protected registerParameter(name: string, value: Var): Var {
+    if (this.params.has(name) || this.modules.has(name)) throw new DclError('E_ARG', `Expected a new name for a parameter but received '${name}' twice`);
+    this.params.set(name, value);
+    if (value.name === undefined) value.name = name;
+    return value;
+  }
+
+  protected registerModule<M extends Module>(name: string, module: M): M {
+    if (!(module instanceof Module)) throw new DclError('E_ARG', `Expected a Module for ${name} but received ${describe(module)}`);
+    if (this.params.has(name) || this.modules.has(name)) throw new DclError('E_ARG', `Expected a new name for a module but received '${name}' twice`);
+    this.modules.set(name, module);
+    return module;
+  }
+
+  /** Direct sub-modules with their names. */
+  children(): [string, Module][] {
+    return [...this.modules.entries()];
+  }
+
+  /** Every parameter with its dotted path ('features.0.weight'), in registration order. */
+  namedParameters(prefix = ''): [string, Var][] {
+    const out: [string, Var][] = [];
+    for (const [name, p] of this.params) out.push([prefix + name, p]);
+    for (const [name, m] of this.modules) out.push(...m.namedParameters(`${prefix}${name}.`));
+    return out;
+  }
+
+  parameters(): Var[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  /** Number of parameter values. */
+  parameterCount(): number {
+    let n = 0;
+    for (const p of this.parameters()) n += p.size;
+    return n;
+  }
+
+  train(mode = true): this {
+    if (typeof mode !== 'boolean') throw new DclError('E_ARG', `Expected a boolean for mode but received ${describe(mode)}`);
+    this.training = mode;
+    for (const m of this.modules.values()) m.train(mode);
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Marks every parameter's gradient empty (see autograd.zeroGrad). */
+  zeroGrad(): void {
+    ag.zeroGrad(this.parameters());
+  }
+
+  /** Bytes of the output buffers kept by this module and its sub-modules. */
+  bufferBytes(): number {
+    let n = this.site.bytes;
+    for (const m of this.modules.values()) n += m.bufferBytes();
+    return n;
+  }
+
+  /** Drops the kept output buffers (this module and its sub-modules). */
+  clearBuffers(): void {
+    this.site.clear();
+    for (const m of this.modules.values()) m.clearBuffers();
+  }
+
+  /** A copy of every parameter by name (for the model file). */
+  stateDict(): Record<string, NamedArray> {
+    const out: Record<string, NamedArray> = {};
+    for (const [name, p] of this.namedParameters()) out[name] = { shape: [...p.shape], data: new Float32Array(p.data) };
+    return out;
+  }
+
+  /**
+   * Copies parameters in by name. Each entry is { shape, data: Float32Array } or a Tensor, of the
+   * parameter's exact shape (E_SHAPE otherwise). strict (default true): every parameter must be
+   * present and no other name (E_ARG otherwise). Nothing is copied when any entry is wrong.
+   */
+  loadStateDict(dict: Record<string, NamedArray | Tensor>, options: { strict?: boolean } = {}): void {
+    const o = plainObject(options, 'options');
+    knownKeys(o, ['strict'], 'options');
+    const strict = o.strict ?? true;
+    if (typeof strict !== 'boolean') throw new DclError('E_ARG', `Expected a boolean for options.strict but received ${describe(strict)}`);
+    if (dict === null || typeof dict !== 'object') throw new DclError('E_ARG', `Expected an object of named arrays for dict but received ${describe(dict)}`);
+    const named = new Map(this.namedParameters());
+    const copies: [Var, Float32Array][] = [];
+    if (strict) {
+      const unknown = Object.keys(dict).filter((k) => !named.has(k));
+      if (unknown.length > 0)
+        throw new DclError('E_ARG', `Expected only the parameter names ${[...named.keys()].join(', ')} in dict but received ${unknown.map((k) => `'${k}'`).join(', ')}`);
+      const missing = [...named.keys()].filter((k) => !(k in dict));
+      if (missing.length > 0) throw new DclError('E_ARG', `Expected every parameter in dict but ${missing.map((k) => `'${k}'`).join(', ')} ${missing.length === 1 ? 'is' : 'are'} missing`);
+    }
+    for (const [name, p] of named) {
+      if (!(name in dict)) continue;
+      const entry = dict[name] as unknown;
+      const data = entry instanceof Tensor ? entry.data : (entry as NamedArray | null)?.data;
+      const shape = entry instanceof Tensor ? entry.shape : (entry as NamedArray | null)?.shape;
+      if (!(data instanceof Float32Array)) throw new DclError('E_ARG', `Expected a Float32Array for dict['${name}'].data but received ${describe(data)}`);
+      if (!Array.isArray(shape) || shape.length !== p.shape.length || shape.some((d, i) => d !== p.shape[i]) || data.length !== p.size)
+        throw new DclError(
+          'E_SHAPE',
+          `Expected shape [${p.shape.join(', ')}] (${p.size} values) for dict['${name}'] but received shape ${describe(shape)} with ${data.length} values`,
+        );
+      copies.push([p, data]);
+    }
+    for (const [p, data] of copies) p.data.set(data);
+  }
+}
+
+function positiveInt(value: unknown, name: string, max = 1 << 20): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max)
+    throw new DclError('E_ARG', `Expected a positive integer no larger than ${max} for ${name} but received ${describe(value)}`);
+  return value;
+}
+
+type Pair = number | [number, number];
+
+function pairValue(value: unknown, name: string, min: number): [number, number] {
+  const v = Array.isArray(value) ? value : [value, value];
+  if (v.length !== 2 || !v.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= min && x <= 1 << 16))
+    throw new DclError('E_ARG', `Expected an integer >= ${min} or an [h, w] pair for ${name} but received ${describe(value)}`);
+  return v as [number, number];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layers
+
+export interface Conv2dLayerOptions extends InitOptions {
+  stride?: Pair;
+  /** Zeros on each side. Default 0. */
+  padding?: Pair;
+  /** Default true. */
+  bias?: boolean;
+}
+
+/** 2-D convolution layer: weight [out, in, kh, kw], bias [out]. */
+export class Conv2d extends Module {
+  readonly weight: Var;
+  readonly bias: Var | null;
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  readonly kernelSize: [number, number];
+
+  constructor(inChannels: number, outChannels: number, kernelSize: Pair, options: Conv2dLayerOptions = {}) {
+    super();
+    const o = plainObject(options, 'options');
+    knownKeys(o, ['stride', 'padding', 'bias', 'init', 'gain', 'rng'], 'options');
+    const cin = positiveInt(inChannels, 'inChannels');
+    const cout = positiveInt(outChannels, 'outChannels');
+    this.kernelSize = pairValue(kernelSize, 'kernelSize', 1);
+    this.stride = pairValue(o.stride ?? 1, 'options.stride', 1);
+    this.padding = pairValue(o.padding ?? 0, 'options.padding', 0);
+    if (this.padding[0] >= this.kernelSize[0] || this.padding[1] >= this.kernelSize[1])
+      throw new DclError('E_ARG', `Expected padding smaller than the kernel for options.padding but received ${describe(o.padding)}`);
+    if (o.bias !== undefined && typeof o.bias !== 'boolean') throw new DclError('E_ARG', `Expected a boolean for options.bias but received ${describe(o.bias)}`);
+    const { init, gain, rng } = checkInit(o, 'options');
+    const [kh, kw] = this.kernelSize;
+    const w = Tensor.zeros([cout, cin, kh, kw]);
+    const b = o.bias === false ? null : Tensor.zeros([cout]);
+    initialize(w.data, b ? b.data : null, cin * kh * kw, cout * kh * kw, init, rng, gain);
+    this.weight = this.registerParameter('weight', ag.parameter(w));
+    this.bias = b ? this.registerParameter('bias', ag.parameter(b)) : null;
+  }
+
+  forward(x: VarLike): Var {
+    return ag.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, site: this.site });
+  }
+}
+
+/** Fully connected layer: weight [out, in], bias [out]. */
+export class Linear extends Module {
+  readonly weight: Var;
+  readonly bias: Var | null;
+
+  constructor(inFeatures: number, outFeatures: number, options: InitOptions & { bias?: boolean } = {}) {
+    super();
+    const o = plainObject(options, 'options');
+    knownKeys(o, ['bias', 'init', 'gain', 'rng'], 'options');
+    const inF = positiveInt(inFeatures, 'inFeatures', 1 << 26);
+    const outF = positiveInt(outFeatures, 'outFeatures', 1 << 26);
+    if (o.bias !== undefined && typeof o.bias !== 'boolean') throw new DclError('E_ARG', `Expected a boolean for options.bias but received ${describe(o.bias)}`);
+    const { init, gain, rng } = checkInit(o, 'options');
+    const w = Tensor.zeros([outF, inF]);
+    const b = o.bias === false ? null : Tensor.zeros([outF]);
+    initialize(w.data, b ? b.data : null, inF, outF, init, rng, gain);
+    this.weight = this.registerParameter('weight', ag.parameter(w));
+    this.bias = b ? this.registerParameter('bias', ag.parameter(b)) : null;
+  }
+
+  forward(x: VarLike): Var {
+    return ag.linear(x, this.weight, this.bias, { site: this.site });
+  }
+}
+
+/** Max-pooling over kernel x kernel windows; stride defaults to the kernel. */
+export class MaxPool2d extends Module {
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+
+  constructor(kernelSize: Pair, stride?: Pair) {
+    super();
+    this.kernelSize = pairValue(kernelSize, 'kernelSize', 1);
+    this.stride = stride === undefined ? this.kernelSize : pairValue(stride, 'stride', 1);
+  }
+
+  forward(x: VarLike): Var {
+    return ag.maxPool2d(x, { kernelSize: this.kernelSize, stride: this.stride, site: this.site });
+  }
+}
+
+/** g(x) = |tanh(x)|, the paper's activation. */
+export class AbsTanh extends Module {
+  forward(x: VarLike): Var {
+    return ag.absTanh(x, { site: this.site });
+  }
+}
+
+export class Sigmoid extends Module {
+  forward(x: VarLike): Var {
+    return ag.sigmoid(x, { site: this.site });
+  }
+}
+
+/** [N, C, H, W] -> [N, C*H*W] (no copy). */
+export class Flatten extends Module {
+  constructor(readonly startDim = 1) {
+    super();
+  }
+
+  forward(x: VarLike): Var {
+    return ag.flatten(x, this.startDim);
+  }
+}
+
+/** Modules applied in order, named '0', '1', ... */
+export class Sequential extends Module {
+  private readonly layers: Module[] = [];
+
+  constructor(...modules: Module[]) {
+    super();
+    for (const m of modules) this.append(m);
+  }
+
+  append(module: Module): this {
+    this.registerModule(String(this.layers.length), module);
+    this.layers.push(module);
+    return this;
+  }
+
+  get length(): number {
+    return this.layers.length;
+  }
+
+  at(i: number): Module {
+    const m = this.layers[i];
+    if (m === undefined) throw new DclError('E_ARG', `Expected an index below ${this.layers.length} for i but received ${describe(i)}`);
+    return m;
+  }
+
+  forward(x: VarLike): Var {
+    let v = x as VarLike;
+    for (const m of this.layers) v = m.forward(v);
+    if (!(v instanceof Var)) throw new DclError('E_ARG', 'Expected a Sequential with at least one module but it is empty');
+    return v;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// DCL-S
+
+export interface DclSOptions extends InitOptions {
+  /** n: the number of code dimensions (outputs). */
+  codeDims: number;
+  /** [C, H, W] of an input image. Default [1, 64, 64]. */
+  inputShape?: [number, number, number];
+  /** Output channels of the conv layers (one pool after each). Default [32, 64, 128, 256]. */
+  channels?: number[];
+  /** Kernel size of each conv layer ('same' padding k/2). Default [5, 3, 3, 3]. */
+  kernels?: number[];
+  /** Width of the hidden fully connected layer. Default 256. */
+  hidden?: number;
+  /** Seed of the initial weights when no rng is given. Default 0. */
+  seed?: number;
+}
+
+/** The architecture, as stored in a model file's metadata. */
+export interface DclSConfig {
+  architecture: 'dcl-s';
+  codeDims: number;
+  inputShape: [number, number, number];
+  channels: number[];
+  kernels: number[];
+  hidden: number;
+}
+
+/**
+ * DESIGN.md's DCL-S: [conv k x k (padding k/2) -> |tanh| -> max-pool 2x2] per entry of channels,
+ * flatten, fc hidden -> |tanh| -> fc codeDims -> sigmoid. Parameters: features.{3i}.weight/bias
+ * for conv i, classifier.0.* (fc hidden) and classifier.2.* (fc codeDims). With the defaults and
+ * codeDims 32: 1,445,408 parameters.
+ */
+export class DclS extends Module {
+  readonly features: Sequential;
+  readonly flatten: Flatten;
+  readonly classifier: Sequential;
+  readonly config: DclSConfig;
+
+  constructor(options: DclSOptions) {
+    super();
+    if (options === undefined) throw new DclError('E_ARG', 'Expected an options object with codeDims for options but received undefined');
+    const o = plainObject(options, 'options');
+    knownKeys(o, ['codeDims', 'inputShape', 'channels', 'kernels', 'hidden', 'init', 'gain', 'rng', 'seed'], 'options');
+    const codeDims = positiveInt(o.codeDims, 'options.codeDims', 1 << 16);
+    const inputShape = (o.inputShape ?? [1, 64, 64]) as [number, number, number];
+    if (!Array.isArray(inputShape) || inputShape.length !== 3)
+      throw new DclError('E_ARG', `Expected [C, H, W] for options.inputShape but received ${describe(inputShape)}`);
+    inputShape.forEach((d, i) => positiveInt(d, `options.inputShape[${i}]`, 1 << 16));
+    const channels = (o.channels ?? [32, 64, 128, 256]) as number[];
+    if (!Array.isArray(channels) || channels.length === 0)
+      throw new DclError('E_ARG', `Expected a non-empty array of channel counts for options.channels but received ${describe(channels)}`);
+    channels.forEach((c, i) => positiveInt(c, `options.channels[${i}]`, 1 << 16));
+    const kernels = (o.kernels ?? (channels.length === 4 ? [5, 3, 3, 3] : [5, ...channels.slice(1).map(() => 3)])) as number[];
+    if (!Array.isArray(kernels) || kernels.length !== channels.length)
+      throw new DclError('E_ARG', `Expected ${channels.length} kernel sizes (one per conv layer) for options.kernels but received ${describe(kernels)}`);
+    kernels.forEach((k, i) => positiveInt(k, `options.kernels[${i}]`, 63));
+    const hidden = positiveInt(o.hidden ?? 256, 'options.hidden', 1 << 20);
+    if (o.seed !== undefined && o.rng !== undefined) throw new DclError('E_ARG', 'Expected either options.seed or options.rng but received both');
+    const rng = o.rng !== undefined ? o.rng : new Rng((o.seed as number | undefined) ?? 0);
+    if (!(rng instanceof Rng)) throw new DclError('E_ARG', `Expected an Rng for options.rng but received ${describe(rng)}`);
+    const init = { init: o.init as Initializer | undefined, gain: o.gain as number | undefined, rng };
+
+    const layers: Module[] = [];
+    let [c, h, w] = inputShape;
+    channels.forEach((cout, i) => {
+      const k = kernels[i];
+      layers.push(new Conv2d(c, cout, k, { padding: Math.floor(k / 2), ...init }));
+      layers.push(new AbsTanh());
+      layers.push(new MaxPool2d(2));
+      // 'same' convolution keeps h x w for odd k; even k adds one.
+      h = h + 2 * Math.floor(k / 2) - k + 1;
+      w = w + 2 * Math.floor(k / 2) - k + 1;
+      if (h < 2 || w < 2)
+        throw new DclError('E_SHAPE', `Expected an input large enough for ${channels.length} 2x2 poolings for options.inputShape but received ${describe(inputShape)}`);
+      h = Math.floor(h / 2);
+      w = Math.floor(w / 2);
+      c = cout;
+    });
+    this.features = this.registerModule('features', new Sequential(...layers));
+    this.flatten = this.registerModule('flatten', new Flatten());
+    this.classifier = this.registerModule(
+      'classifier',
+      new Sequential(new Linear(c * h * w, hidden, init), new AbsTanh(), new Linear(hidden, codeDims, init), new Sigmoid()),
+    );
+    this.config = { architecture: 'dcl-s', codeDims, inputShape: [...inputShape] as [number, number, number], channels: [...channels], kernels: [...kernels], hidden };
+    for (const [name, p] of this.namedParameters()) p.name = name;
+  }
+
+  /** x: [N, C, H, W] images of the configured inputShape; returns f_model(x): [N, codeDims] in (0, 1). */
+  forward(x: VarLike): Var {
+    const shape = x instanceof Var ? x.shape : (x as { shape?: readonly number[] })?.shape;
+    const [c, h, w] = this.config.inputShape;
+    if (!Array.isArray(shape) || shape.length !== 4 || shape[1] !== c || shape[2] !== h || shape[3] !== w)
+      throw new DclError('E_SHAPE', `Expected images of shape [N, ${c}, ${h}, ${w}] for x but received ${describe(shape)}`);
+    return this.classifier.forward(this.flatten.forward(this.features.forward(x)));
+  }
+}
+
+/** Builds DCL-S (see DclS). */
+export function dclS(options: DclSOptions): DclS {
+  return new DclS(options);
+}

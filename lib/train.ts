@@ -1,0 +1,550 @@
+// train() and encode(): Deep Compactness Learning on top of the autograd layer and the native
+// kernels. The training loop runs in a worker thread (so the caller's event loop stays free);
+// trainSync runs the same loop on the calling thread (tests, the worker itself).
+//
+// One step: a batch of P identities x K images -> f_model(x) = p in (0,1)^n -> the pair loss of
+// the chosen method over every pair in the batch (same / different pairs weighted half each) ->
+// dL/dp -> backward through the network -> AdamW step; alpha and beta (the loss's scale and
+// threshold) learn with their own Adam and a larger learning rate (DESIGN.md practical notes).
+//
+// Methods (how the gradient gets through the rounding to n x Q codes):
+// - 'rounding' (technique 1): the distance is measured on the rounded codes f = floor(2^Q p),
+//   the rounding error r = f - 2^Q p held constant (straight-through, gradient scale 2^Q); the
+//   direction of the gradient at tied codes comes from the unrounded values (sign(s1 - s2)).
+// - 'dp' (technique 2, Q = 1): the expected loss over random bits with P(bit = 1) = p, exact, by
+//   the O(n^2) dynamic program, with its exact gradient.
+// - 'std' (technique 3): the loss on the unrounded values 2^Q p minus omega * sum_i Std_batch(p_i).
+//   The paper writes + omega Std, but its stated intent is to push outputs to saturate; for
+//   outputs in [0, 1) saturation means a LARGER spread, so the term is subtracted (omega >= 0
+//   rewards spread). A test shows it drives outputs towards 0 and 1.
+// - 'float': the loss on the unrounded values 2^Q p alone (the unquantized reference).
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import { backward, noGrad, Var } from './autograd.js';
+import { maxDistance, parseLayout } from './codes.js';
+import type { CodeLayout } from './codes.js';
+import { DclError } from './errors.js';
+import { hammingDpLoss, pairL1Loss } from './losses.js';
+import { LIBRARY_VERSION, Model } from './model.js';
+import type { TrainMethod } from './model.js';
+import { DclS, Linear } from './nn.js';
+import type { NamedArray } from './nn.js';
+import { AdamW, cosineSchedule, SGD, stepSchedule, warmupSchedule, constantSchedule } from './optim.js';
+import type { Schedule } from './optim.js';
+import { Rng } from './random.js';
+import { IdentityBatchSampler } from './sampling.js';
+import { Tensor } from './tensor.js';
+import { describe, knownKeys, plainObject } from './validate.js';
+
+export interface TrainData {
+  /** N x C x H x W values, each image already preprocessed (e.g. zero mean, unit std). */
+  images: Float32Array;
+  /** N identity labels. */
+  labels: Int32Array;
+  /** [C, H, W]. */
+  shape: [number, number, number];
+}
+
+export interface TrainProgress {
+  epoch: number;
+  step: number;
+  totalSteps: number;
+  /** The batch's loss (pair loss plus the std term for 'std'). */
+  loss: number;
+  alpha: number;
+  beta: number;
+  imagesPerSecond: number;
+  learningRate: number;
+}
+
+export interface TrainOptions {
+  data: TrainData;
+  /** Code layout 'nxQ'. Default '32x1'. */
+  layout?: string;
+  /** Default 'rounding'. */
+  method?: TrainMethod;
+  /** Initial alpha (default 10 / the layout's largest distance) and beta (default 2.5). */
+  alpha?: number;
+  beta?: number;
+  /** Learn alpha and beta (default true) with this learning rate (default 1e-2). */
+  learnAlphaBeta?: boolean;
+  alphaBetaLearningRate?: number;
+  /** Weight of the standard-deviation term for method 'std' (default 1). */
+  omega?: number;
+  /** Passes over the identities (default 10). */
+  epochs?: number;
+  /** Or a fixed number of steps (overrides epochs). */
+  steps?: number;
+  /** P identities x K images per batch (defaults 32 x 4), plus singles extra one-image people. */
+  identitiesPerBatch?: number;
+  imagesPerIdentity?: number;
+  singlesPerBatch?: number;
+  /** Optimiser (default 'adamw'), learning rate (default 2e-4), weight decay (default 1e-4). */
+  optimizer?: 'adamw' | 'sgd';
+  learningRate?: number;
+  momentum?: number;
+  weightDecay?: number;
+  /** 'cosine' (default), 'constant', 'step'; warm-up steps (default 5% of the steps). */
+  schedule?: 'cosine' | 'constant' | 'step';
+  warmupSteps?: number;
+  /** Seed of the weights and the batches. Default 1. */
+  seed?: number;
+  /** The network: DCL-S with these sizes (defaults [32, 64, 128, 256], [5, 3, 3, 3], 256). */
+  network?: { channels?: number[]; kernels?: number[]; hidden?: number };
+  /** Called after every `progressEvery` steps (default 10) and after the last. */
+  onProgress?: (progress: TrainProgress) => void;
+  progressEvery?: number;
+  /** Stops training at the next step: the promise rejects with DclError E_ABORTED. */
+  signal?: AbortSignal;
+  /** Run in a worker thread (default true). */
+  worker?: boolean;
+}
+
+const OPTION_KEYS = [
+  'data', 'layout', 'method', 'alpha', 'beta', 'learnAlphaBeta', 'alphaBetaLearningRate', 'omega', 'epochs', 'steps',
+  'identitiesPerBatch', 'imagesPerIdentity', 'singlesPerBatch', 'optimizer', 'learningRate', 'momentum', 'weightDecay',
+  'schedule', 'warmupSteps', 'seed', 'network', 'onProgress', 'progressEvery', 'signal', 'worker',
+] as const;
+
+function num(value: unknown, name: string, fallback: number, lo: number, hi: number, integer = false): number {
+  if (value === undefined) return fallback;
+  const ok = typeof value === 'number' && Number.isFinite(value) && value >= lo && value <= hi && (!integer || Number.isInteger(value));
+  if (!ok) throw new DclError('E_ARG', `Expected ${integer ? 'an integer' : 'a number'} from ${lo} to ${hi} for ${name} but received ${describe(value)}`);
+  return value as number;
+}
+
+/** Validated, JSON-safe training settings (what the worker receives and the model records). */
+export interface TrainSettings {
+  layout: string;
+  method: TrainMethod;
+  alpha: number;
+  beta: number;
+  learnAlphaBeta: boolean;
+  alphaBetaLearningRate: number;
+  omega: number;
+  epochs: number;
+  steps: number | null;
+  identitiesPerBatch: number;
+  imagesPerIdentity: number;
+  singlesPerBatch: number;
+  optimizer: 'adamw' | 'sgd';
+  learningRate: number;
+  momentum: number;
+  weightDecay: number;
+  schedule: 'cosine' | 'constant' | 'step';
+  warmupSteps: number | null;
+  seed: number;
+  network: { channels?: number[]; kernels?: number[]; hidden?: number };
+  progressEvery: number;
+}
+
+function checkData(value: unknown): TrainData {
+  const d = plainObject(value, 'options.data');
+  knownKeys(d, ['images', 'labels', 'shape'], 'options.data');
+  if (!(d.images instanceof Float32Array)) throw new DclError('E_ARG', `Expected a Float32Array for options.data.images but received ${describe(d.images)}`);
+  if (!(d.labels instanceof Int32Array)) throw new DclError('E_ARG', `Expected an Int32Array for options.data.labels but received ${describe(d.labels)}`);
+  const shape = d.shape;
+  if (!Array.isArray(shape) || shape.length !== 3 || !Array.from(shape).every((v) => Number.isInteger(v) && v > 0))
+    throw new DclError('E_SHAPE', `Expected [C, H, W] positive integers for options.data.shape but received ${describe(shape)}`);
+  const per = shape[0] * shape[1] * shape[2];
+  if (d.labels.length < 2) throw new DclError('E_SHAPE', `Expected at least 2 images for options.data.labels but received ${d.labels.length}`);
+  if (d.images.length !== d.labels.length * per)
+    throw new DclError(
+      'E_SHAPE',
+      `Expected ${d.labels.length} x ${per} = ${d.labels.length * per} values (one image of shape [${shape.join(', ')}] per label) for options.data.images but received ${d.images.length}`,
+    );
+  for (let i = 0; i < d.images.length; i++)
+    if (!Number.isFinite(d.images[i])) throw new DclError('E_ARG', `Expected finite pixel values for options.data.images but received ${d.images[i]} at index ${i}`);
+  return { images: d.images, labels: d.labels, shape: [shape[0], shape[1], shape[2]] };
+}
+
+export function checkTrainOptions(options: unknown): { data: TrainData; settings: TrainSettings } {
+  if (options === undefined) throw new DclError('E_ARG', 'Expected an options object with data for options but received undefined');
+  const o = plainObject(options, 'options');
+  knownKeys(o, OPTION_KEYS, 'options');
+  const data = checkData(o.data);
+  const layout = parseLayout(o.layout ?? '32x1', 'options.layout');
+  const method = (o.method ?? 'rounding') as TrainMethod;
+  if (!['rounding', 'dp', 'std', 'float'].includes(method))
+    throw new DclError('E_ARG', `Expected 'rounding', 'dp', 'std' or 'float' for options.method but received ${describe(o.method)}`);
+  if (method === 'dp' && layout.q !== 1)
+    throw new DclError('E_ARG', `Expected a binary layout (Q = 1, such as '32x1') for method 'dp' but received '${layout.name}'`);
+  const network = plainObject(o.network, 'options.network');
+  knownKeys(network, ['channels', 'kernels', 'hidden'], 'options.network');
+  for (const key of ['onProgress'] as const)
+    if (o[key] !== undefined && typeof o[key] !== 'function') throw new DclError('E_ARG', `Expected a function for options.${key} but received ${describe(o[key])}`);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new DclError('E_ARG', `Expected an AbortSignal for options.signal but received ${describe(o.signal)}`);
+  for (const key of ['learnAlphaBeta', 'worker'] as const)
+    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new DclError('E_ARG', `Expected a boolean for options.${key} but received ${describe(o[key])}`);
+  const optimizer = (o.optimizer ?? 'adamw') as 'adamw' | 'sgd';
+  if (!['adamw', 'sgd'].includes(optimizer)) throw new DclError('E_ARG', `Expected 'adamw' or 'sgd' for options.optimizer but received ${describe(o.optimizer)}`);
+  const schedule = (o.schedule ?? 'cosine') as 'cosine' | 'constant' | 'step';
+  if (!['cosine', 'constant', 'step'].includes(schedule))
+    throw new DclError('E_ARG', `Expected 'cosine', 'constant' or 'step' for options.schedule but received ${describe(o.schedule)}`);
+  const settings: TrainSettings = {
+    layout: layout.name,
+    method,
+    alpha: num(o.alpha, 'options.alpha', 10 / maxDistance(layout), 1e-9, 1e9),
+    beta: num(o.beta, 'options.beta', 2.5, -1e9, 1e9),
+    learnAlphaBeta: (o.learnAlphaBeta as boolean | undefined) ?? true,
+    alphaBetaLearningRate: num(o.alphaBetaLearningRate, 'options.alphaBetaLearningRate', 1e-2, 0, 10),
+    omega: num(o.omega, 'options.omega', 1, 0, 1e6),
+    epochs: num(o.epochs, 'options.epochs', 10, 1, 1e6, true),
+    steps: o.steps === undefined ? null : num(o.steps, 'options.steps', 0, 1, 1e9, true),
+    identitiesPerBatch: num(o.identitiesPerBatch, 'options.identitiesPerBatch', 32, 2, 4096, true),
+    imagesPerIdentity: num(o.imagesPerIdentity, 'options.imagesPerIdentity', 4, 2, 1024, true),
+    singlesPerBatch: num(o.singlesPerBatch, 'options.singlesPerBatch', 0, 0, 4096, true),
+    optimizer,
+    learningRate: num(o.learningRate, 'options.learningRate', 2e-4, 1e-12, 10),
+    momentum: num(o.momentum, 'options.momentum', 0.9, 0, 0.9999),
+    weightDecay: num(o.weightDecay, 'options.weightDecay', 1e-4, 0, 1),
+    schedule,
+    warmupSteps: o.warmupSteps === undefined ? null : num(o.warmupSteps, 'options.warmupSteps', 0, 0, 1e9, true),
+    seed: num(o.seed, 'options.seed', 1, 0, 2 ** 32 - 1, true),
+    network: network as TrainSettings['network'],
+    progressEvery: num(o.progressEvery, 'options.progressEvery', 10, 1, 1e9, true),
+  };
+  return { data, settings };
+}
+
+/** The loss of one batch and its gradient with respect to p (written into gradP). */
+export function batchLoss(
+  p: Float32Array,
+  count: number,
+  layout: CodeLayout,
+  settings: Pick<TrainSettings, 'method' | 'omega'>,
+  pairs: Int32Array,
+  labels: Float32Array,
+  weights: Float32Array,
+  alpha: number,
+  beta: number,
+  gradP: Float32Array,
+): { loss: number; gradAlpha: number; gradBeta: number } {
+  const n = layout.n;
+  const scale = layout.levels; // 2^Q
+  if (settings.method === 'dp') {
+    const r = hammingDpLoss({ p: new Tensor(p, [count, n]), pairs, labels, weights, alpha, beta });
+    gradP.set(r.gradP!.data);
+    return { loss: r.loss, gradAlpha: r.gradAlpha, gradBeta: r.gradBeta };
+  }
+  const s = new Float32Array(p.length);
+  for (let i = 0; i < p.length; i++) s[i] = scale * p[i];
+  let values = s;
+  if (settings.method === 'rounding') {
+    // Straight-through: the forward distance uses the codes, the backward treats the rounding
+    // error as a constant, so d/ds = d/dvalues.
+    values = new Float32Array(p.length);
+    for (let i = 0; i < p.length; i++) values[i] = Math.min(scale - 1, Math.max(0, Math.floor(s[i])));
+  }
+  const r = pairL1Loss({ values: new Tensor(values, [count, n]), signs: new Tensor(s, [count, n]), pairs, labels, weights, alpha, beta });
+  const g = r.gradValues!.data;
+  for (let i = 0; i < p.length; i++) gradP[i] = scale * g[i];
+  let loss = r.loss;
+  if (settings.method === 'std' && settings.omega > 0) {
+    // - omega * sum_i std_b(p_bi): d/dp_bi = - omega (p_bi - mean_i) / (count * std_i).
+    for (let i = 0; i < n; i++) {
+      let mean = 0;
+      for (let b = 0; b < count; b++) mean += p[b * n + i];
+      mean /= count;
+      let variance = 0;
+      for (let b = 0; b < count; b++) variance += (p[b * n + i] - mean) ** 2;
+      const std = Math.sqrt(variance / count + 1e-12);
+      loss -= settings.omega * std;
+      for (let b = 0; b < count; b++) gradP[b * n + i] -= (settings.omega * (p[b * n + i] - mean)) / (count * std);
+    }
+  }
+  return { loss, gradAlpha: r.gradAlpha, gradBeta: r.gradBeta };
+}
+
+/**
+ * Data-dependent start for the last layer (a choice the paper leaves open). With |tanh| and
+ * max-pooling the deep features are all positive and vary little from image to image, so with any
+ * plain random init the sigmoid outputs barely differ across images (std ~0.005 on our generated
+ * faces; DESIGN.md saw 0.0015 with PyTorch's default): every code starts identical and the
+ * rounding and DP losses see no difference to work on. So before training, each output unit's
+ * weights are rescaled (and its bias set) so that its pre-sigmoid value has mean 0 and standard
+ * deviation 1 over up to 256 training images: outputs then spread over (0.15, 0.85) around 0.5.
+ */
+export function calibrateOutputLayer(network: DclS, data: TrainData, seed: number): void {
+  const layers = network.classifier.children().map(([, m]) => m);
+  const last = layers[layers.length - 2];
+  if (!(last instanceof Linear) || last.bias === null) return;
+  const [c, h, w] = data.shape;
+  const per = c * h * w;
+  const total = data.labels.length;
+  const count = Math.min(256, total);
+  const rng = new Rng(seed ^ 0x5eed);
+  const pick = rng.sample(total, count);
+  const images = new Float32Array(count * per);
+  pick.forEach((index, i) => images.set(data.images.subarray(index * per, (index + 1) * per), i * per));
+  const hidden = noGrad(() => {
+    let v = network.flatten.forward(network.features.forward(new Var(new Tensor(images, [count, c, h, w]))));
+    for (const m of layers.slice(0, -2)) v = m.forward(v);
+    return v.data.slice();
+  });
+  const weight = last.weight.data;
+  const bias = last.bias.data;
+  const inF = hidden.length / count;
+  const outF = bias.length;
+  for (let j = 0; j < outF; j++) {
+    let mean = 0, sq = 0;
+    for (let b = 0; b < count; b++) {
+      let z = bias[j];
+      for (let i = 0; i < inF; i++) z += hidden[b * inF + i] * weight[j * inF + i];
+      mean += z;
+      sq += z * z;
+    }
+    mean /= count;
+    const std = Math.sqrt(Math.max(sq / count - mean * mean, 0));
+    if (!(std > 1e-12)) continue;
+    const k = 1 / std;
+    for (let i = 0; i < inF; i++) weight[j * inF + i] *= k;
+    bias[j] = (bias[j] - mean) * k;
+  }
+}
+
+/** Adam for a few scalars in float64 (alpha and beta of the pair loss). */
+class ScalarAdam {
+  private readonly m: number[];
+  private readonly v: number[];
+  private t = 0;
+  constructor(readonly values: number[], private readonly lr: number) {
+    this.m = values.map(() => 0);
+    this.v = values.map(() => 0);
+  }
+  step(grads: number[]): void {
+    this.t++;
+    const b1 = 0.9, b2 = 0.999;
+    for (let i = 0; i < this.values.length; i++) {
+      this.m[i] = b1 * this.m[i] + (1 - b1) * grads[i];
+      this.v[i] = b2 * this.v[i] + (1 - b2) * grads[i] * grads[i];
+      const mHat = this.m[i] / (1 - b1 ** this.t), vHat = this.v[i] / (1 - b2 ** this.t);
+      this.values[i] -= (this.lr * mHat) / (Math.sqrt(vHat) + 1e-8);
+    }
+  }
+}
+
+export interface TrainResult {
+  state: Record<string, NamedArray>;
+  alpha: number;
+  beta: number;
+  steps: number;
+  finalLoss: number;
+  settings: TrainSettings;
+  inputShape: [number, number, number];
+}
+
+/** The training loop itself, synchronous. `shouldStop` is polled between steps. */
+export function trainLoop(
+  data: TrainData,
+  settings: TrainSettings,
+  report: (p: TrainProgress) => void,
+  shouldStop: () => boolean,
+): TrainResult {
+  const layout = parseLayout(settings.layout);
+  const rng = new Rng(settings.seed);
+  const network = new DclS({ codeDims: layout.n, inputShape: data.shape, seed: settings.seed, ...settings.network });
+  const sampler = new IdentityBatchSampler(data.labels, settings.identitiesPerBatch, settings.imagesPerIdentity, settings.singlesPerBatch, rng);
+  if (sampler.identitiesWithPairs < 2)
+    throw new DclError('E_ARG', `Expected at least 2 people with 2 or more images each in options.data.labels but received ${sampler.identitiesWithPairs}`);
+  const perEpoch = sampler.batchesPerEpoch;
+  const total = settings.steps ?? settings.epochs * perEpoch;
+  const warmup = settings.warmupSteps ?? Math.min(500, Math.floor(total * 0.05));
+  let schedule: Schedule;
+  if (settings.schedule === 'cosine') schedule = cosineSchedule({ totalSteps: total, warmupSteps: warmup });
+  else if (settings.schedule === 'step') schedule = stepSchedule({ stepSize: Math.max(1, Math.floor(total / 3)), gamma: 0.1 });
+  else schedule = warmup > 0 ? warmupSchedule(warmup) : constantSchedule();
+  calibrateOutputLayer(network, data, settings.seed);
+  const params = network.parameters();
+  const optimizer =
+    settings.optimizer === 'sgd'
+      ? new SGD(params, { lr: settings.learningRate, momentum: settings.momentum, weightDecay: settings.weightDecay, schedule })
+      : new AdamW(params, { lr: settings.learningRate, weightDecay: settings.weightDecay, schedule });
+  // alpha and beta: two scalars with their own Adam (alpha kept positive through its logarithm).
+  const scalars = new ScalarAdam([Math.log(settings.alpha), settings.beta], settings.alphaBetaLearningRate);
+
+  const [c, h, w] = data.shape;
+  const per = c * h * w;
+  const maxBatch = sampler.next().images.length;
+  const batchImages = new Float32Array(maxBatch * per);
+  let lastLoss = Number.NaN;
+  let windowStart = performance.now();
+  let windowImages = 0;
+  for (let step = 0; step < total; step++) {
+    if (shouldStop()) throw new DclError('E_ABORTED', `Training was aborted after ${step} of ${total} steps`);
+    const batch = sampler.next();
+    const count = batch.images.length;
+    for (let i = 0; i < count; i++) batchImages.set(data.images.subarray(batch.images[i] * per, (batch.images[i] + 1) * per), i * per);
+    const x = new Var(new Tensor(batchImages.subarray(0, count * per), [count, c, h, w]));
+    const out = network.forward(x);
+    const p = out.data;
+    const gradP = new Float32Array(p.length);
+    const alpha = Math.exp(scalars.values[0]);
+    const beta = scalars.values[1];
+    const { loss, gradAlpha, gradBeta } = batchLoss(p, count, layout, settings, batch.pairs, batch.labels, batch.weights, alpha, beta, gradP);
+    if (!Number.isFinite(loss)) throw new DclError('E_NATIVE', `Training diverged: the loss is ${loss} at step ${step}; lower options.learningRate`);
+    optimizer.zeroGrad();
+    backward(out, new Tensor(gradP, [count, layout.n]));
+    optimizer.step();
+    if (settings.learnAlphaBeta) scalars.step([gradAlpha * alpha, gradBeta]);
+    lastLoss = loss;
+    windowImages += count;
+    if ((step + 1) % settings.progressEvery === 0 || step + 1 === total) {
+      const now = performance.now();
+      report({
+        epoch: Math.floor(step / perEpoch) + 1,
+        step: step + 1,
+        totalSteps: total,
+        loss,
+        alpha: Math.exp(scalars.values[0]),
+        beta: scalars.values[1],
+        imagesPerSecond: (windowImages * 1000) / Math.max(1e-6, now - windowStart),
+        learningRate: settings.learningRate * schedule(step),
+      });
+      windowStart = now;
+      windowImages = 0;
+    }
+  }
+  return {
+    state: network.stateDict(),
+    alpha: Math.exp(scalars.values[0]),
+    beta: scalars.values[1],
+    steps: total,
+    finalLoss: lastLoss,
+    settings,
+    inputShape: data.shape,
+  };
+}
+
+function modelFrom(result: TrainResult): Model {
+  const layout = parseLayout(result.settings.layout);
+  const network = new DclS({ codeDims: layout.n, inputShape: result.inputShape, ...result.settings.network });
+  network.loadStateDict(result.state, { strict: true });
+  return new Model(network, {
+    layout,
+    method: result.settings.method,
+    alpha: result.alpha,
+    beta: result.beta,
+    preprocessing: { inputShape: result.inputShape, normalize: 'none' },
+    training: { ...result.settings, steps: result.steps, finalLoss: result.finalLoss, libraryVersion: LIBRARY_VERSION },
+  });
+}
+
+/** Trains on the calling thread (blocks it); same results as train() for the same options. */
+export function trainSync(options: TrainOptions): Model {
+  const { data, settings } = checkTrainOptions(options);
+  const signal = options.signal;
+  const result = trainLoop(data, settings, (p) => options.onProgress?.(p), () => signal?.aborted === true);
+  return modelFrom(result);
+}
+
+/**
+ * Trains a DCL-S code model. Resolves to a Model; rejects with a DclError (E_ARG for bad options,
+ * E_ABORTED when options.signal aborts). Runs in a worker thread unless options.worker is false.
+ */
+export async function train(options: TrainOptions): Promise<Model> {
+  const { data, settings } = checkTrainOptions(options);
+  const signal = options.signal;
+  if (signal?.aborted) throw new DclError('E_ABORTED', 'Training was aborted before it started');
+  if (options.worker === false) {
+    // Same loop, yielding to the event loop between steps.
+    return trainSync(options);
+  }
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(fileURLToPath(import.meta.url), {
+    workerData: { kind: 'dcl-train', data, settings, stop },
+  });
+  const onAbort = () => Atomics.store(stop, 0, 1);
+  signal?.addEventListener('abort', onAbort);
+  try {
+    const result = await new Promise<TrainResult>((resolve, reject) => {
+      worker.on('message', (message: { kind: string; progress?: TrainProgress; result?: TrainResult; error?: { code: string; message: string } }) => {
+        if (message.kind === 'progress' && message.progress) {
+          try {
+            options.onProgress?.(message.progress);
+          } catch (error) {
+            Atomics.store(stop, 0, 1);
+            reject(error);
+          }
+        } else if (message.kind === 'done' && message.result) resolve(message.result);
+        else if (message.kind === 'error' && message.error)
+          reject(new DclError((message.error.code as DclError['code']) ?? 'E_NATIVE', message.error.message));
+      });
+      worker.on('error', (error) => reject(new DclError('E_NATIVE', `The training worker failed: ${error.message}`, { cause: error })));
+      worker.on('exit', (code) => {
+        if (code !== 0) reject(new DclError('E_NATIVE', `The training worker exited with code ${code}`));
+      });
+    });
+    return modelFrom(result);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    void worker.terminate();
+  }
+}
+
+// The worker side: runs when this module is loaded as a worker by train().
+if (!isMainThread && (workerData as { kind?: string } | null)?.kind === 'dcl-train' && parentPort) {
+  const { data, settings, stop } = workerData as { data: TrainData; settings: TrainSettings; stop: Int32Array };
+  const port = parentPort;
+  try {
+    const result = trainLoop(
+      data,
+      settings,
+      (progress) => port.postMessage({ kind: 'progress', progress }),
+      () => Atomics.load(stop, 0) !== 0,
+    );
+    port.postMessage({ kind: 'done', result });
+  } catch (error) {
+    const e = error as { code?: string; message?: string };
+    port.postMessage({ kind: 'error', error: { code: e.code ?? 'E_NATIVE', message: e.message ?? String(error) } });
+  }
+}
+
+export interface EncodeInput {
+  images: Float32Array;
+  shape: [number, number, number];
+}
+
+/**
+ * Codes of images: one int32 per image (dimension i of the layout in bits [iQ, (i+1)Q)). Works
+ * in batches of options.batchSize (default 64), yielding to the event loop between batches.
+ */
+export async function encode(model: Model, input: EncodeInput, options: { batchSize?: number } = {}): Promise<Int32Array> {
+  const { images, count, per, batchSize } = checkEncode(model, input, options);
+  const out = new Int32Array(count);
+  for (let start = 0; start < count; start += batchSize) {
+    const n = Math.min(batchSize, count - start);
+    out.set(model.codesOf(images.subarray(start * per, (start + n) * per), n), start);
+    if (start + n < count) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return out;
+}
+
+/** encode on the calling thread in one go. */
+export function encodeSync(model: Model, input: EncodeInput, options: { batchSize?: number } = {}): Int32Array {
+  const { images, count, per, batchSize } = checkEncode(model, input, options);
+  const out = new Int32Array(count);
+  for (let start = 0; start < count; start += batchSize) {
+    const n = Math.min(batchSize, count - start);
+    out.set(model.codesOf(images.subarray(start * per, (start + n) * per), n), start);
+  }
+  return out;
+}
+
+function checkEncode(model: Model, input: EncodeInput, options: { batchSize?: number }) {
+  if (!(model instanceof Model)) throw new DclError('E_ARG', `Expected a Model for model but received ${describe(model)}`);
+  const i = plainObject(input, 'input');
+  knownKeys(i, ['images', 'shape'], 'input');
+  if (!(i.images instanceof Float32Array)) throw new DclError('E_ARG', `Expected a Float32Array for input.images but received ${describe(i.images)}`);
+  const expected = model.architecture.inputShape;
+  const shape = i.shape;
+  if (!Array.isArray(shape) || shape.length !== 3 || shape.some((d, k) => d !== expected[k]))
+    throw new DclError('E_SHAPE', `Expected [${expected.join(', ')}] (the model's input) for input.shape but received ${describe(shape)}`);
+  const per = expected[0] * expected[1] * expected[2];
+  if (i.images.length % per !== 0)
+    throw new DclError('E_SHAPE', `Expected a multiple of ${per} values (whole images) for input.images but received ${i.images.length}`);
+  const o = plainObject(options, 'options');
+  knownKeys(o, ['batchSize'], 'options');
+  const batchSize = num(o.batchSize, 'options.batchSize', 64, 1, 65536, true);
+  return { images: i.images, count: i.images.length / per, per, batchSize };
+}

@@ -1,0 +1,196 @@
+// train(), encode(), the model file: small networks on a generated face set with identity
+// structure, so each run takes a second or two.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { DclError } from '../lib/errors.js';
+import { loadModelSync } from '../lib/model.js';
+import { encode, encodeSync, train, trainSync } from '../lib/train.js';
+import type { TrainOptions, TrainProgress } from '../lib/train.js';
+import { syntheticFaces } from '../lib/synthetic.js';
+import { codeDistance } from '../lib/codes.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcl-train-'));
+const data = syntheticFaces({ identities: 12, imagesPerIdentity: 4, size: 32, seed: 11, noise: 0.05 });
+const small = { channels: [8, 16], kernels: [5, 3], hidden: 32 };
+
+function options(extra: Partial<TrainOptions>): TrainOptions {
+  return {
+    data,
+    network: small,
+    steps: 80,
+    identitiesPerBatch: 8,
+    imagesPerIdentity: 4,
+    learningRate: 5e-4,
+    worker: false,
+    progressEvery: 5,
+    seed: 3,
+    ...extra,
+  };
+}
+
+/** Mean code distance of same-person pairs and of different-person pairs. */
+function separation(codes: Int32Array, layout: string) {
+  let same = 0, sameN = 0, diff = 0, diffN = 0;
+  for (let i = 0; i < codes.length; i++)
+    for (let j = i + 1; j < codes.length; j++) {
+      const d = codeDistance(codes[i], codes[j], layout);
+      if (data.labels[i] === data.labels[j]) (same += d, sameN++);
+      else (diff += d, diffN++);
+    }
+  return { same: same / sameN, different: diff / diffN };
+}
+
+for (const [method, layout] of [['rounding', '16x2'], ['rounding', '16x1'], ['dp', '16x1'], ['std', '16x1']] as const) {
+  test(`${method} ${layout}: the loss falls and same-person codes end closer than different-person codes`, () => {
+    const progress: TrainProgress[] = [];
+    const model = trainSync(options({ method, layout, onProgress: (p) => progress.push(p) }));
+    assert.ok(progress.length >= 10, 'onProgress was called');
+    const early = progress.slice(0, 3).reduce((s, p) => s + p.loss, 0) / 3;
+    const late = progress.slice(-3).reduce((s, p) => s + p.loss, 0) / 3;
+    assert.ok(late < early, `loss ${early.toFixed(4)} -> ${late.toFixed(4)}`);
+    const codes = encodeSync(model, { images: data.images, shape: data.shape });
+    const s = separation(codes, layout);
+    assert.ok(s.same < s.different, `same ${s.same.toFixed(3)} vs different ${s.different.toFixed(3)}`);
+    assert.is(model.method, method);
+    assert.is(model.layout.name, layout);
+  });
+}
+
+test('std term: omega > 0 pushes each output apart over the images, towards both 0 and 1', () => {
+  // The measure is the term's own target: the standard deviation of each output over the images,
+  // averaged over the outputs. It is at most 0.5, reached only when an output sits at 0 for half
+  // of the images and at 1 for the other half. Without the term, outputs drift to a constant
+  // 0 or 1 (saturated but useless: the same bit for everyone).
+  const spread = (omega: number) => {
+    const model = trainSync(options({ method: 'std', layout: '16x1', omega, steps: 60 }));
+    const n = data.labels.length;
+    const p = model.probabilities(data.images, n);
+    let total = 0;
+    for (let i = 0; i < 16; i++) {
+      let mean = 0;
+      for (let b = 0; b < n; b++) mean += p[b * 16 + i];
+      mean /= n;
+      let v = 0;
+      for (let b = 0; b < n; b++) v += (p[b * 16 + i] - mean) ** 2;
+      total += Math.sqrt(v / n);
+    }
+    return total / 16;
+  };
+  const without = spread(0);
+  const withStd = spread(5);
+  assert.ok(withStd > without + 0.1 && withStd > 0.25, `mean per-output std: omega 0 -> ${without.toFixed(3)}, omega 5 -> ${withStd.toFixed(3)}`);
+});
+
+test('save / load: identical codes; the file is safetensors with our metadata', async () => {
+  const model = trainSync(options({ steps: 10, layout: '8x4' }));
+  const file = path.join(dir, 'm.safetensors');
+  await model.save(file);
+  const loaded = loadModelSync(file);
+  const a = encodeSync(model, { images: data.images, shape: data.shape });
+  const b = await encode(loaded, { images: data.images, shape: data.shape }, { batchSize: 7 });
+  assert.equal(Array.from(b), Array.from(a));
+  assert.is(loaded.layout.name, '8x4');
+  assert.is(loaded.alpha, model.alpha);
+  assert.is(loaded.beta, model.beta);
+  assert.equal(loaded.architecture, model.architecture);
+  const bytes = fs.readFileSync(file);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+  assert.is(header.__metadata__['dcl.format'], 'dcl-native-model');
+  assert.ok(header['features.0.weight'].dtype === 'F32');
+});
+
+function expectCode(fn: () => unknown, code: string, pattern?: RegExp) {
+  try {
+    fn();
+  } catch (e) {
+    assert.instance(e, DclError);
+    assert.is((e as DclError).code, code, (e as Error).message);
+    if (pattern) assert.match((e as Error).message, pattern);
+    return;
+  }
+  assert.unreachable(`expected ${code}`);
+}
+
+test('corrupt, truncated and foreign model files give DclError, never a crash', async () => {
+  const model = trainSync(options({ steps: 2 }));
+  const file = path.join(dir, 'good.safetensors');
+  await model.save(file);
+  const good = fs.readFileSync(file);
+  const flipped = Buffer.from(good);
+  flipped[flipped.length - 10] ^= 0xff;
+  fs.writeFileSync(path.join(dir, 'flipped.safetensors'), flipped);
+  expectCode(() => loadModelSync(path.join(dir, 'flipped.safetensors')), 'E_FORMAT', /checksum/);
+  fs.writeFileSync(path.join(dir, 'short.safetensors'), good.subarray(0, good.length - 100));
+  expectCode(() => loadModelSync(path.join(dir, 'short.safetensors')), 'E_FORMAT', /truncated/);
+  fs.writeFileSync(path.join(dir, 'text.safetensors'), 'hello, I am not a model');
+  expectCode(() => loadModelSync(path.join(dir, 'text.safetensors')), 'E_FORMAT');
+  // A valid safetensors file from another tool.
+  const text = Buffer.from(JSON.stringify({ w: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }));
+  const h = Buffer.alloc(8);
+  h.writeBigUInt64LE(BigInt(text.length));
+  fs.writeFileSync(path.join(dir, 'foreign.safetensors'), Buffer.concat([h, text, Buffer.alloc(4)]));
+  expectCode(() => loadModelSync(path.join(dir, 'foreign.safetensors')), 'E_FORMAT', /format tag/);
+  expectCode(() => loadModelSync(path.join(dir, 'missing.safetensors')), 'E_IO', /ENOENT/);
+});
+
+test('train() runs in a worker, reports progress, and gives the same model as trainSync', async () => {
+  const seen: number[] = [];
+  const viaWorker = await train(options({ steps: 12, worker: true, onProgress: (p) => seen.push(p.step) }));
+  const inline = trainSync(options({ steps: 12 }));
+  assert.equal(seen, [5, 10, 12]);
+  const a = encodeSync(viaWorker, { images: data.images, shape: data.shape });
+  const b = encodeSync(inline, { images: data.images, shape: data.shape });
+  assert.equal(Array.from(a), Array.from(b), 'same seed, ISA and threads: identical codes');
+});
+
+test('an AbortSignal stops training with E_ABORTED (worker and inline)', async () => {
+  const controller = new AbortController();
+  const pending = train(
+    options({ steps: 100000, worker: true, progressEvery: 1, signal: controller.signal, onProgress: (p) => p.step === 3 && controller.abort() }),
+  );
+  try {
+    await pending;
+    assert.unreachable('expected E_ABORTED');
+  } catch (e) {
+    assert.is((e as DclError).code, 'E_ABORTED');
+  }
+  const c2 = new AbortController();
+  c2.abort();
+  try {
+    await train(options({ signal: c2.signal }));
+    assert.unreachable('expected E_ABORTED');
+  } catch (e) {
+    assert.is((e as DclError).code, 'E_ABORTED');
+  }
+});
+
+test('bad training and encode arguments give DclError with the argument named', async () => {
+  expectCode(() => trainSync(undefined as unknown as TrainOptions), 'E_ARG', /options/);
+  expectCode(() => trainSync(options({ layout: '8x5' })), 'E_ARG', /options.layout/);
+  expectCode(() => trainSync(options({ method: 'dp', layout: '8x4' })), 'E_ARG', /binary layout/);
+  expectCode(() => trainSync(options({ method: 'magic' as never })), 'E_ARG', /options.method/);
+  expectCode(() => trainSync(options({ learningRate: -1 })), 'E_ARG', /options.learningRate/);
+  expectCode(() => trainSync(options({ steps: 0.5 })), 'E_ARG', /options.steps/);
+  expectCode(() => trainSync({ ...options({}), data: { ...data, labels: data.labels.subarray(1) } }), 'E_SHAPE', /options.data.images/);
+  expectCode(() => trainSync({ ...options({}), data: { ...data, shape: [1, 32] as never } }), 'E_SHAPE', /options.data.shape/);
+  expectCode(() => trainSync(options({ typo: 1 } as never)), 'E_ARG', /typo/);
+  const single = { images: data.images.subarray(0, 3 * 32 * 32), labels: Int32Array.from([0, 1, 2]), shape: data.shape };
+  expectCode(() => trainSync({ ...options({}), data: single }), 'E_ARG', /2 or more images/);
+  const model = trainSync(options({ steps: 1 }));
+  expectCode(() => encodeSync(model, { images: new Float32Array(10), shape: data.shape }), 'E_SHAPE', /input.images/);
+  expectCode(() => encodeSync(model, { images: data.images, shape: [1, 64, 64] }), 'E_SHAPE', /input.shape/);
+  expectCode(() => encodeSync({} as never, { images: data.images, shape: data.shape }), 'E_ARG', /model/);
+  try {
+    await encode(model, { images: data.images, shape: data.shape }, { batchSize: 0 });
+    assert.unreachable('expected E_ARG');
+  } catch (e) {
+    assert.is((e as DclError).code, 'E_ARG');
+  }
+});
+
+test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+test.run();
