@@ -534,7 +534,8 @@ export function encodeSync(model: Model, input: EncodeInput, options: { batchSiz
 function checkEncode(model: Model, input: EncodeInput, options: { batchSize?: number }) {
   if (!(model instanceof Model)) throw new DclError('E_ARG', `Expected a Model for model but received ${describe(model)}`);
   const i = plainObject(input, 'input');
-  knownKeys(i, ['images', 'shape'], 'input');
+  // A training set ({ images, labels, shape }) can be encoded as it is: labels are ignored.
+  knownKeys(i, ['images', 'shape', 'labels'], 'input');
   if (!(i.images instanceof Float32Array)) throw new DclError('E_ARG', `Expected a Float32Array for input.images but received ${describe(i.images)}`);
   const expected = model.architecture.inputShape;
   const shape = i.shape;
