@@ -33,7 +33,15 @@ import {
   sigmoidBackward,
   Tensor,
   type Isa,
+  AdamW,
+  DclS,
+  Var,
+  backward,
+  noGrad,
+  parseLayout,
+  quantize,
 } from '../lib/index.js';
+import { batchLoss } from '../lib/train.js';
 
 // ---------------------------------------------------------------------------------------------
 // The interface "ours" implements. The section builds the weights and the data and hands the same
@@ -513,7 +521,75 @@ export function allPairs(ids: Int32Array): { pairs: Int32Array; labels: Float64A
 //     makeOurEncoder(batch, ctx) { ... return { run() { /* encode to Int32 codes */ }, outputs: () => lastSigmoid }; },
 //   };
 //   export const OUR_IMPLEMENTATION: OurImplementation = libImplementation;
-export const OUR_IMPLEMENTATION: OurImplementation = provisionalImplementation;
+export const libImplementation: OurImplementation = {
+  name: 'dcl-native: DclS on the autograd layer, native pair loss (rounding, straight-through), AdamW',
+  makeOurStep(batch, ctx) {
+    const layout = parseLayout(`${ctx.layout.n}x${ctx.layout.q}`);
+    const model = new DclS({ codeDims: layout.n });
+    model.loadStateDict(toLibStateDict(ctx.weights, layout.n));
+    const optimizer = new AdamW(model.parameters(), { lr: 1e-4, weightDecay: 0 });
+    const scalars = [ctx.weights.alpha[0], ctx.weights.beta[0]];
+    const moments = [0, 0, 0, 0];
+    let t = 0;
+    let loss = Number.NaN;
+    let gradAlpha = 0;
+    let gradBeta = 0;
+    const { pairs, labels, weights } = allPairs(ctx.labels);
+    const labels32 = Float32Array.from(labels);
+    const weights32 = Float32Array.from(weights);
+    const gradP = new Float32Array(batch * layout.n);
+    const x = new Var(new Tensor(ctx.x, [batch, 1, 64, 64]));
+    const byName = new Map(model.namedParameters());
+    return {
+      step() {
+        const out = model.forward(x);
+        const r = batchLoss(out.data, batch, layout, { method: 'rounding', omega: 0 }, pairs, labels32, weights32, scalars[0], scalars[1], gradP);
+        optimizer.zeroGrad();
+        backward(out, new Tensor(gradP, [batch, layout.n]));
+        optimizer.step();
+        loss = r.loss;
+        gradAlpha = r.gradAlpha;
+        gradBeta = r.gradBeta;
+        // alpha and beta: Adam, lr 1e-3, as bench/torch_train.py.
+        t++;
+        [gradAlpha, gradBeta].forEach((g, i) => {
+          moments[2 * i] = 0.9 * moments[2 * i] + 0.1 * g;
+          moments[2 * i + 1] = 0.999 * moments[2 * i + 1] + 0.001 * g * g;
+          const m = moments[2 * i] / (1 - 0.9 ** t), v = moments[2 * i + 1] / (1 - 0.999 ** t);
+          scalars[i] -= (1e-3 * m) / (Math.sqrt(v) + 1e-8);
+        });
+      },
+      lastLoss: () => loss,
+      gradients: () => ({
+        ...Object.fromEntries(
+          Object.entries(LIB_DCLS_NAMES).map(([ours, lib]) => [ours, byName.get(lib)!.grad!.data.slice()]),
+        ),
+        alpha: Float32Array.of(gradAlpha),
+        beta: Float32Array.of(gradBeta),
+      }),
+    };
+  },
+  makeOurEncoder(batch, ctx) {
+    const layout = parseLayout(`${ctx.layout.n}x${ctx.layout.q}`);
+    const model = new DclS({ codeDims: layout.n });
+    model.loadStateDict(toLibStateDict(ctx.weights, layout.n));
+    const x = new Var(new Tensor(ctx.x, [batch, 1, 64, 64]));
+    const codes = new Int32Array(batch);
+    let last: Float32Array = new Float32Array(0);
+    return {
+      run() {
+        noGrad(() => {
+          const p = model.forward(x).value;
+          quantize(p, layout, { out: codes });
+          last = p.data;
+        });
+      },
+      outputs: () => last,
+    };
+  },
+};
+
+export const OUR_IMPLEMENTATION: OurImplementation = libImplementation;
 
 // ---------------------------------------------------------------------------------------------
 // Statistics and formatting (the same conventions as bench/run.ts)
