@@ -31,6 +31,7 @@ import {
   type Isa,
 } from '../lib/index.js';
 import { trainSection } from './train.js';
+import { dpSection } from './dp.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -1058,6 +1059,7 @@ async function main() {
       setIsa(caps.isa);
     }
   }
+  const dp = dpSection(isas, opts.quick);
   if (opts.train && widest === 'serial') {
     console.log('\nTraining / encode section skipped: only the serial ISA was benchmarked');
     train = { skipped: 'serial only' };
@@ -1085,6 +1087,7 @@ async function main() {
       serialBatch: SERIAL_BATCH,
       isas: results,
       torch,
+      dp,
       train,
       seconds: (Date.now() - startedAt) / 1e3,
       loadAverage: { start: loadAtStart, end: loadAtEnd },
