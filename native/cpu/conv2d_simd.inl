@@ -168,16 +168,27 @@ template <class Source>
 void pack_weights(const ImageConv& g, int64_t real_out, Source source, float* packed) {
   const int64_t vectors = g.out_channels_padded / Vec::W;
   const int64_t taps = g.taps(), channels = g.channels;
-  for (int64_t v0 = 0; v0 < vectors; v0 += kMaxVectors) {
-    const int64_t lanes = min64(kMaxVectors, vectors - v0) * Vec::W;
-    float* p = packed + taps * channels * v0 * Vec::W;
-    for (int64_t t = 0; t < taps; ++t)
+  // One output channel per work item: its weights are read in source order (contiguous for the
+  // forward layout) and written at a stride of the block's lane count. The other order reads at a
+  // stride of a whole filter, which for conv4 of DCL-S cost more than the batch-1 convolution.
+  auto pack_range = [&](int64_t begin, int64_t end, int) {
+    for (int64_t co = begin; co < end; ++co) {
+      const int64_t v0 = co / Vec::W / kMaxVectors * kMaxVectors;
+      const int64_t lanes = min64(kMaxVectors, vectors - v0) * Vec::W;
+      float* p = packed + taps * channels * v0 * Vec::W + (co - v0 * Vec::W);
+      if (co >= real_out) {
+        for (int64_t k = 0; k < taps * channels; ++k) p[k * lanes] = 0.0f;
+        continue;
+      }
       for (int64_t ci = 0; ci < channels; ++ci)
-        for (int64_t l = 0; l < lanes; ++l) {
-          const int64_t co = v0 * Vec::W + l;
-          *p++ = co < real_out ? source(co, ci, t) : 0.0f;
-        }
-  }
+        for (int64_t t = 0; t < taps; ++t) p[(t * channels + ci) * lanes] = source(co, ci, t);
+    }
+  };
+  const int64_t total = g.out_channels_padded;
+  if (total * taps * channels >= (1 << 16))
+    parallel_for(total, pack_range);
+  else
+    pack_range(0, total, 0);
 }
 
 // Layout changes between one NCHW image and the kernels' pixel-major rows, W x W blocks at a
