@@ -37,7 +37,7 @@ import {
   DclS,
   Var,
   backward,
-  noGrad,
+  inference,
   parseLayout,
   quantize,
 } from '../lib/index.js';
@@ -578,7 +578,7 @@ export const libImplementation: OurImplementation = {
     let last: Float32Array = new Float32Array(0);
     return {
       run() {
-        noGrad(() => {
+        inference(() => {
           const p = model.forward(x).value;
           quantize(p, layout, { out: codes });
           last = p.data;

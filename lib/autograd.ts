@@ -9,20 +9,23 @@
 // (retainGrad() keeps one).
 //
 // Memory, without needless allocation, copies or zero-fills:
-// - Gradients of intermediate Vars live in a pool of scratch arrays keyed by length: taken when a
-//   node's backward writes an input gradient, returned as soon as the node that consumed it has
-//   run. After the first step a training step allocates no gradient memory. Element-wise ops
-//   write their input gradient into their output gradient in place, and reshape passes it on.
+// - Gradients of intermediate Vars live in a pool of scratch arrays matched by capacity: taken when
+//   a node's backward writes an input gradient, returned as soon as the node that consumed it has
+//   run; arrays unused for two steps are dropped. After the first step a training step allocates
+//   no gradient memory, whatever its batch size. Element-wise ops write their input gradient into
+//   their output gradient in place, and reshape passes it on.
 // - A parameter's gradient array is allocated once; zeroGrad() only marks it empty (no fill), and
 //   the next backward overwrites it (the kernels write, never accumulate) instead of adding to it.
 // - Forward values: an op given a BufferSite (every nn layer owns one) writes its output into a
 //   buffer the site keeps between steps. A site hands a buffer out once per "step": a step ends
 //   when backward() finishes (without retainGraph) or when endStep() is called. A module applied
-//   twice in one step (a siamese pair) gets a second buffer. Values of one step therefore stay
+//   twice in one step (a siamese pair) gets a second buffer; a buffer grows to the largest batch
+//   and serves smaller ones as a view. Values of one step therefore stay
 //   valid after backward() until the next forward through the same layer; reading a Var whose
 //   buffer was handed out again since throws a DclError (E_ARG) rather than returning other data,
 //   and so does backward() through such a graph. Copy a value (clone()) to keep it longer.
-// - noGrad(fn) records nothing: no nodes and no saved inputs.
+// - noGrad(fn) records nothing: no nodes and no saved inputs. inference(fn) = endStep() + noGrad:
+//   for encode loops, so that layers reuse their buffers from one batch to the next.
 import { DclError } from './errors.js';
 import * as ops from './ops.js';
 import { allocateFloats, asTensor, sameShape, Tensor } from './tensor.js';
@@ -67,16 +70,30 @@ let step = 0;
  */
 export function endStep(): void {
   step++;
+  trimScratch();
+}
+
+/**
+ * noGrad for inference loops: ends the step first (so that layers reuse their output buffers
+ * instead of allocating), then runs fn without recording. Values computed before the call may be
+ * overwritten by fn's forward passes; fn's results stay valid until the next inference() or
+ * backward() that reaches the same layers.
+ */
+export function inference<T>(fn: () => T): T {
+  endStep();
+  return noGrad(fn);
 }
 
 /** @internal A buffer a site hands out; `gen` counts hand-outs so that stale readers are caught. */
 class Slot {
   gen = 0;
   step = -1;
-  constructor(
-    readonly floats: Tensor | null,
-    readonly ints: Int32Array | null,
-  ) {}
+  floats: Float32Array | null = null;
+  ints: Int32Array | null = null;
+
+  get capacity(): number {
+    return this.floats ? this.floats.length : this.ints ? this.ints.length : 0;
+  }
 }
 
 /** Proof that a buffer still holds the value it was handed out for. */
@@ -89,55 +106,75 @@ function leaseValid(lease: Lease): boolean {
   return lease.slot.gen === lease.gen;
 }
 
+function elementCount(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
 /**
- * Output buffers kept by one op site (one layer) between steps, keyed by tag and shape. A buffer is
- * handed out at most once per step; when all of a key's `maxSlots` buffers are in use in this
- * step, a fresh unkept buffer is returned (correct, only slower).
+ * Output buffers kept by one op site (one layer) between steps, by tag. A buffer is handed out at
+ * most once per step, as a view of its first elements, so one buffer serves every batch size up to
+ * its capacity (it grows to the largest size asked for; clear() gives the memory back). When all of
+ * a tag's `maxSlots` buffers are in use in this step, a fresh unkept buffer is returned (correct,
+ * only slower).
  */
 export class BufferSite {
   private readonly slots = new Map<string, Slot[]>();
 
   constructor(readonly maxSlots = 3) {}
 
-  private take(key: string, make: () => Slot): Slot | null {
+  private take(key: string, n: number, kind: 'f' | 'i'): Slot | null {
     let list = this.slots.get(key);
     if (list === undefined) {
       list = [];
       this.slots.set(key, list);
     }
+    // The smallest free buffer that is large enough, else the largest free one (grown).
+    let fit: Slot | null = null;
+    let largest: Slot | null = null;
     for (const slot of list) {
-      if (slot.step !== step) {
-        slot.step = step;
-        slot.gen++;
-        return slot;
-      }
+      if (slot.step === step) continue;
+      const cap = slot.capacity;
+      if (cap >= n && (fit === null || cap < fit.capacity)) fit = slot;
+      if (largest === null || cap > largest.capacity) largest = slot;
     }
-    if (list.length >= this.maxSlots) return null;
-    const slot = make();
+    let slot = fit ?? largest;
+    if (slot === null) {
+      if (list.length >= this.maxSlots) return null;
+      slot = new Slot();
+      list.push(slot);
+    }
+    if (slot.capacity < n) {
+      if (kind === 'f') slot.floats = allocateFloats(n);
+      else slot.ints = new Int32Array(n);
+    }
     slot.step = step;
-    list.push(slot);
+    slot.gen++;
     return slot;
   }
 
   /** A float tensor of `shape` (contents undefined) and its lease (null for an unkept buffer). */
   floats(shape: readonly number[], tag = ''): { tensor: Tensor; lease: Lease | null } {
-    const slot = this.take(`${tag}:f:${shape.join('x')}`, () => new Slot(Tensor.zeros(shape), null));
+    const n = elementCount(shape);
+    const slot = this.take(tag, n, 'f');
     if (slot === null) return { tensor: Tensor.zeros(shape), lease: null };
-    return { tensor: slot.floats!, lease: { slot, gen: slot.gen } };
+    const data = slot.floats!.length === n ? slot.floats! : slot.floats!.subarray(0, n);
+    return { tensor: new Tensor(data, shape), lease: { slot, gen: slot.gen } };
   }
 
   /** An Int32Array of `length` (contents undefined) and its lease (null for an unkept buffer). */
   ints(length: number, tag = ''): { array: Int32Array; lease: Lease | null } {
-    const slot = this.take(`${tag}:i:${length}`, () => new Slot(null, new Int32Array(length)));
+    const slot = this.take(`${tag}:int32`, length, 'i');
     if (slot === null) return { array: new Int32Array(length), lease: null };
-    return { array: slot.ints!, lease: { slot, gen: slot.gen } };
+    const array = slot.ints!.length === length ? slot.ints! : slot.ints!.subarray(0, length);
+    return { array, lease: { slot, gen: slot.gen } };
   }
 
   /** Bytes held by the kept buffers. */
   get bytes(): number {
     let total = 0;
-    for (const list of this.slots.values())
-      for (const s of list) total += s.floats ? s.floats.size * 4 : s.ints!.byteLength;
+    for (const list of this.slots.values()) for (const s of list) total += s.capacity * 4;
     return total;
   }
 
@@ -157,8 +194,15 @@ export class BufferSite {
 
 // ---------------------------------------------------------------------------------------------
 // Scratch pool (gradients of intermediate Vars, temporaries of backward closures)
+//
+// Free arrays are matched by capacity: a request of n floats takes the smallest free array of
+// n..2n floats (as a view of its first n), so varying batch sizes reuse the same arrays. An array
+// left unused for two whole steps is dropped, so the pool follows the working set.
 
-const scratchFree = new Map<number, Float32Array[]>();
+const scratchFree: Float32Array[] = [];
+const scratchLastUse = new WeakMap<Float32Array, number>();
+/** Base array of each view handed out (an exact-size array is its own base and not listed). */
+const scratchBase = new WeakMap<Float32Array, Float32Array>();
 const scratchPooled = new WeakSet<Float32Array>();
 let scratchBytesHeld = 0;
 
@@ -167,36 +211,55 @@ let scratchBytesHeld = 0;
  * releaseScratch when done, or hand it to the engine with ctx.give.
  */
 export function takeScratch(shape: readonly number[]): Tensor {
-  let n = 1;
-  for (const d of shape) n *= d;
-  const list = scratchFree.get(n);
-  const data = list !== undefined && list.length > 0 ? list.pop()! : null;
-  if (data !== null) {
-    scratchPooled.delete(data);
-    scratchBytesHeld -= data.byteLength;
-    return new Tensor(data, shape);
+  const n = elementCount(shape);
+  let best = -1;
+  for (let i = 0; i < scratchFree.length; i++) {
+    const len = scratchFree[i].length;
+    if (len >= n && len <= 2 * n && (best < 0 || len < scratchFree[best].length)) best = i;
   }
-  return new Tensor(allocateFloats(n), shape);
+  if (best < 0) return new Tensor(allocateFloats(n), shape);
+  const base = scratchFree[best];
+  scratchFree[best] = scratchFree[scratchFree.length - 1];
+  scratchFree.pop();
+  scratchPooled.delete(base);
+  scratchBytesHeld -= base.byteLength;
+  if (base.length === n) return new Tensor(base, shape);
+  const view = base.subarray(0, n);
+  scratchBase.set(view, base);
+  return new Tensor(view, shape);
 }
 
 /** Returns a tensor's array to the scratch pool: nothing may read or write it afterwards. */
 export function releaseScratch(t: Tensor): void {
-  const data = t.data;
-  if (scratchPooled.has(data)) return; // already returned: never hand one array out twice
-  if (data.byteOffset !== 0 || data.length !== data.buffer.byteLength / 4) return; // views are not pooled
-  scratchPooled.add(data);
-  scratchBytesHeld += data.byteLength;
-  let list = scratchFree.get(data.length);
-  if (list === undefined) {
-    list = [];
-    scratchFree.set(data.length, list);
+  let base = scratchBase.get(t.data);
+  if (base === undefined) {
+    base = t.data;
+    if (base.byteOffset !== 0 || base.length !== base.buffer.byteLength / 4) return; // a view of someone else's array
   }
-  list.push(data);
+  if (scratchPooled.has(base)) return; // already returned: never hand one array out twice
+  scratchPooled.add(base);
+  scratchLastUse.set(base, step);
+  scratchBytesHeld += base.byteLength;
+  scratchFree.push(base);
+}
+
+/** Drops free arrays not used in the last two steps. */
+function trimScratch(): void {
+  for (let i = scratchFree.length - 1; i >= 0; i--) {
+    const base = scratchFree[i];
+    if ((scratchLastUse.get(base) ?? -Infinity) < step - 2) {
+      scratchPooled.delete(base);
+      scratchBytesHeld -= base.byteLength;
+      scratchFree[i] = scratchFree[scratchFree.length - 1];
+      scratchFree.pop();
+    }
+  }
 }
 
 /** Frees the scratch pool (the next backward allocates again). */
 export function clearScratch(): void {
-  scratchFree.clear();
+  for (const base of scratchFree) scratchPooled.delete(base);
+  scratchFree.length = 0;
   scratchBytesHeld = 0;
 }
 

@@ -30,6 +30,7 @@ applyEnvironment();
 // Autograd, layers, optimisers and seeded random numbers.
 export * as autograd from './autograd.js';
 export { Var, BufferSite, backward, noGrad, isGradEnabled, zeroGrad, parameter, customOp, endStep, startProfiling, stopProfiling } from './autograd.js';
+export { inference } from './autograd.js';
 export type { BackwardContext, BackwardFn, VarLike, VarOptions, BackwardOptions, CustomOpOptions, OpTiming } from './autograd.js';
 export * as nn from './nn.js';
 export { Module, Conv2d, Linear, MaxPool2d, AbsTanh, Sigmoid, Flatten, Sequential, DclS, dclS, initialize } from './nn.js';

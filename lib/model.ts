@@ -2,7 +2,7 @@
 // to reproduce training-time preprocessing. Saved as safetensors (weights readable by any tool)
 // with the rest in the string metadata, a format version and a SHA-256 of the weight bytes.
 import { DclError } from './errors.js';
-import { noGrad, Var } from './autograd.js';
+import { inference, Var } from './autograd.js';
 import { parseLayout, quantize } from './codes.js';
 import type { CodeLayout } from './codes.js';
 import { readFileChecked, sha256Hex, writeFileAtomic } from './files.js';
@@ -67,7 +67,7 @@ export class Model {
   /** f_model(x) in (0, 1): [N, n] for images [N, C, H, W] (already preprocessed), no gradients. */
   probabilities(images: Float32Array, count: number): Float32Array {
     const [c, h, w] = this.architecture.inputShape;
-    return noGrad(() => this.network.forward(new Var(new Tensor(images, [count, c, h, w]))).data.slice());
+    return inference(() => this.network.forward(new Var(new Tensor(images, [count, c, h, w]))).data.slice());
   }
 
   /** Packed codes of preprocessed images (synchronous). */

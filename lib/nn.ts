@@ -22,9 +22,9 @@ import { describe, knownKeys, plainObject } from './validate.js';
  *   1/sqrt(3 fanIn), a gain of about 0.58) every |tanh| layer shrinks its input's spread, and after
  *   the six layers of DCL-S the sigmoid outputs hardly vary across images (std ~0.0015), so every
  *   image gets the same code and the pair loss has nothing to separate. A gain of 1.5 keeps each
- *   layer's pre-activations at about the spread of its inputs (|tanh| of N(0, s^2) with s ~ 1 keeps
- *   a second moment of ~0.4 to 0.6), so the outputs of a fresh network already differ between
- *   images; zero biases leave that spread to the weights.
+ *   layer's pre-activations at about the spread of its inputs, so a fresh network's outputs already
+ *   differ between images (measured on smooth random 64x64 images: output std across images 0.011
+ *   with 'dcl', 0.0013 with 'torch'; test/nn.test.ts); zero biases leave that spread to the weights.
  * - 'kaiming': He normal, N(0, gain^2 / fanIn) with gain sqrt(2).
  * - 'xavier': Glorot uniform, U(-a, a) with a = gain sqrt(6 / (fanIn + fanOut)), gain 1.
  * - 'torch': PyTorch's default for Conv2d / Linear: weights and biases U(-b, b), b = 1/sqrt(fanIn).

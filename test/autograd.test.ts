@@ -28,7 +28,7 @@ import {
   type ConvGeometry,
   type PoolGeometry,
 } from './reference.js';
-import { assertClose, assertFails, forEachIsa } from './helpers.js';
+import { assertClose, assertFails, assertSame, forEachIsa } from './helpers.js';
 
 const test = suite('autograd');
 
@@ -466,6 +466,27 @@ test('kept buffers: reused across steps, a second use in one step gets its own, 
   ag.endStep();
 });
 
+test('inference(): a loop of noGrad forwards reuses one buffer per layer; each result valid until the next call', () => {
+  const rng = new Rng(125);
+  const site = new BufferSite();
+  const w = param(rng, [2, 1, 3, 3]);
+  const x = new Tensor(randomFloat32(rng, 36), [1, 1, 6, 6]);
+  let last: Var | null = null;
+  for (let i = 0; i < 6; i++) {
+    const y = ag.inference(() => ag.conv2d(x, w, null, { padding: 1, site }));
+    assert.is(y.node, null);
+    assert.ok(Number.isFinite(y.data[0]), 'the result is readable until the next call');
+    if (last) assertFails(() => last!.value, /reused/, 'the previous result was overwritten');
+    last = y;
+  }
+  assert.is(site.count, 1, 'inference() kept more than one buffer');
+  // Plain noGrad without endStep stays correct: distinct buffers (up to maxSlots, then unkept ones).
+  const a = noGrad(() => ag.conv2d(x, w, null, { padding: 1, site }));
+  const b = noGrad(() => ag.conv2d(x, w, null, { padding: 1, site }));
+  assert.ok(a.data !== b.data && Number.isFinite(a.data[0]));
+  ag.endStep();
+});
+
 test('a training step allocates nothing new once warm (kept buffers and scratch pool stable)', () => {
   const rng = new Rng(130);
   const sites = [new BufferSite(), new BufferSite(), new BufferSite(), new BufferSite(), new BufferSite()];
@@ -487,6 +508,40 @@ test('a training step allocates nothing new once warm (kept buffers and scratch 
   assert.equal(sites.map((s) => s.bytes), kept, 'kept buffers grew');
   assert.is(ag.scratchBytes(), scratch, 'the scratch pool changed size');
   assert.ok(w.grad!.data === gradArrays[0] && v.grad!.data === gradArrays[1], 'parameter gradient arrays were reallocated');
+});
+
+test('varying batch sizes: one kept buffer per layer output (grown to the largest batch), a bounded scratch pool', () => {
+  const rng = new Rng(135);
+  const sites = Array.from({ length: 5 }, () => new BufferSite());
+  const w = param(rng, [4, 2, 3, 3]);
+  const v = param(rng, [3, 4 * 3 * 3]);
+  const images = randomFloat32(rng, 8 * 2 * 6 * 6);
+  const step = (n: number) => {
+    zeroGrad([w, v]);
+    const x = new Tensor(images.subarray(0, n * 72), [n, 2, 6, 6]);
+    const h = ag.maxPool2d(ag.absTanh(ag.conv2d(x, w, null, { padding: 1, site: sites[0] }), { site: sites[1] }), { kernelSize: 2, site: sites[2] });
+    const out = ag.sigmoid(ag.linear(ag.flatten(h), v, null, { site: sites[3] }), { site: sites[4] });
+    assert.equal([...out.shape], [n, 3]);
+    ag.sum(out).backward();
+    return Float32Array.from(w.grad!.data);
+  };
+  const reference = step(3); // gradients of a batch of 3 with fresh buffers
+  step(8);
+  step(8);
+  const kept = sites.map((s) => s.bytes);
+  const counts = sites.map((s) => s.count);
+  const full = ag.scratchBytes();
+  let most = 0;
+  for (const n of [3, 1, 7, 2, 8, 5, 5, 4, 6, 1, 8, 2, 3]) {
+    const g = step(n);
+    if (n === 3) assertSame(g, reference, 'batch of 3 in a larger buffer');
+    most = Math.max(most, ag.scratchBytes());
+  }
+  assert.equal(sites.map((s) => s.bytes), kept, 'kept buffers grew below the largest batch');
+  assert.equal(sites.map((s) => s.count), counts, 'more buffers kept');
+  assert.ok(most <= 4 * full, `scratch pool grew to ${most} bytes (${full} at batch 8)`);
+  for (let i = 0; i < 4; i++) step(8);
+  assert.ok(ag.scratchBytes() <= full, `scratch pool not trimmed back: ${ag.scratchBytes()} > ${full}`);
 });
 
 // ---------------------------------------------------------------------------------------------
