@@ -4,12 +4,12 @@
 // onnxruntime-node (bench/train.ts). See bench/README.md.
 //
 //   npm run bench -- [--quick] [--isa avx512[,avx2]] [--no-torch] [--no-train] [--rounds N] [--json FILE]
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { PythonChild } from './python-child.js';
 import {
   ALL_ISAS,
   capabilities,
@@ -691,51 +691,6 @@ function torchUnavailable(): string | null {
   return null;
 }
 
-class TorchChild {
-  private child: ChildProcessWithoutNullStreams;
-  private lines: string[] = [];
-  private waiting: ((line: string | null) => void) | null = null;
-  private closed = false;
-  stderr = '';
-
-  constructor(threads: number) {
-    this.child = spawn(PYTHON, [torchScript()], { env: torchEnv(threads), stdio: ['pipe', 'pipe', 'pipe'] });
-    readline.createInterface({ input: this.child.stdout }).on('line', (line) => {
-      if (this.waiting) {
-        const w = this.waiting;
-        this.waiting = null;
-        w(line);
-      } else this.lines.push(line);
-    });
-    this.child.stderr.on('data', (d) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
-    this.child.on('close', () => {
-      this.closed = true;
-      if (this.waiting) this.waiting(null);
-    });
-  }
-
-  async read(): Promise<Record<string, unknown>> {
-    const line =
-      this.lines.shift() ?? (this.closed ? null : await new Promise<string | null>((resolve) => (this.waiting = resolve)));
-    if (line === null) throw new Error(`the PyTorch process ended: ${this.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-    const msg = JSON.parse(line) as Record<string, unknown>;
-    if (msg.error) throw new Error(`PyTorch: ${msg.error}`);
-    return msg;
-  }
-
-  async command(cmd: string): Promise<Record<string, unknown>> {
-    this.child.stdin.write(cmd + '\n');
-    return this.read();
-  }
-
-  async quit(): Promise<void> {
-    if (this.closed) return;
-    const done = new Promise<void>((resolve) => this.child.on('close', () => resolve()));
-    this.child.stdin.write('quit\n');
-    this.child.stdin.end();
-    await done;
-  }
-}
 
 interface CheckResult {
   layer: string;
@@ -758,7 +713,7 @@ function maxErr(ours: Float32Array, ref: Float32Array): [number, number] {
   return [err, big];
 }
 
-async function checkAgainstTorch(torch: TorchChild, layers: ConvLayer[], batch: number): Promise<CheckResult[]> {
+async function checkAgainstTorch(torch: PythonChild, layers: ConvLayer[], batch: number): Promise<CheckResult[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcl-bench-'));
   const write = (name: string, t: Tensor) => fs.writeFileSync(path.join(dir, name), new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
   const read = (name: string) => {
@@ -808,7 +763,7 @@ async function compareTorch(isa: Isa, threads: number, opts: Options, estimateMs
     console.log(`PyTorch comparison skipped: ${reason}`);
     return { skipped: reason };
   }
-  const torch = new TorchChild(threads);
+  const torch = new PythonChild(PYTHON, torchScript(), torchEnv(threads));
   try {
     const ready = await torch.read();
     const env = torchEnv(threads);

@@ -9,12 +9,12 @@
 // "Ours" is whatever OUR_IMPLEMENTATION below is: until the autograd / nn layer lands, a
 // provisional network written directly on the lib/ops.ts kernels (see provisionalImplementation).
 // See bench/README.md.
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { PythonChild } from './python-child.js';
 import {
   absTanh,
   absTanhBackward,
@@ -675,50 +675,6 @@ function torchUnavailable(): string | null {
   return null;
 }
 
-class TorchChild {
-  private child: ChildProcessWithoutNullStreams;
-  private lines: string[] = [];
-  private waiting: ((line: string | null) => void) | null = null;
-  private closed = false;
-  stderr = '';
-
-  constructor(script: string, env: NodeJS.ProcessEnv) {
-    this.child = spawn(PYTHON, [script], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    readline.createInterface({ input: this.child.stdout }).on('line', (line) => {
-      if (this.waiting) {
-        const w = this.waiting;
-        this.waiting = null;
-        w(line);
-      } else this.lines.push(line);
-    });
-    this.child.stderr.on('data', (d) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
-    this.child.on('close', () => {
-      this.closed = true;
-      if (this.waiting) this.waiting(null);
-    });
-  }
-
-  async read(): Promise<Record<string, unknown>> {
-    const line = this.lines.shift() ?? (this.closed ? null : await new Promise<string | null>((resolve) => (this.waiting = resolve)));
-    if (line === null) throw new Error(`the PyTorch process ended: ${this.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-    const msg = JSON.parse(line) as Record<string, unknown>;
-    if (msg.error) throw new Error(`PyTorch: ${msg.error}`);
-    return msg;
-  }
-
-  async command(cmd: string): Promise<Record<string, unknown>> {
-    this.child.stdin.write(cmd + '\n');
-    return this.read();
-  }
-
-  async quit(): Promise<void> {
-    if (this.closed) return;
-    const done = new Promise<void>((resolve) => this.child.on('close', () => resolve()));
-    this.child.stdin.write('quit\n');
-    this.child.stdin.end();
-    await done;
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // onnxruntime-node (optional: never a dependency of the package)
@@ -827,7 +783,7 @@ export async function trainSection(opts: TrainSectionOptions): Promise<Record<st
     threads,
   });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcl-train-bench-'));
-  let torch: TorchChild | null = null;
+  let torch: PythonChild | null = null;
   let ortSession: OrtSession | null = null;
   setIsa(isa);
   try {
@@ -836,7 +792,7 @@ export async function trainSection(opts: TrainSectionOptions): Promise<Record<st
     let exportInfo: Record<string, unknown> | null = null;
     if (!torchReason) {
       const env = torchEnv(threads);
-      torch = new TorchChild(benchFile('torch_train.py'), env);
+      torch = new PythonChild(PYTHON, benchFile('torch_train.py'), env);
       torchInfo = await torch.read();
       await torch.command(`load ${dir}`);
       console.log(
@@ -1002,7 +958,7 @@ async function agreement(
   impl: OurImplementation,
   ctx: TrainContext,
   dir: string,
-  torch: TorchChild | null,
+  torch: PythonChild | null,
   ort: { ort: OrtModule; session: OrtSession } | null,
 ): Promise<CheckResult> {
   const { n, q } = ctx.layout;
