@@ -164,6 +164,22 @@ int64_t length(const Napi::CallbackInfo& info, size_t index) {
   return static_cast<int64_t>(info[index].As<Napi::TypedArray>().ElementLength());
 }
 
+// Fused |tanh| + max-pool: (x, y, argmax, poolShape) and (dy, argmax, x, y, dx, poolShape).
+Napi::Value AbsTanhMaxPool2dForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::kernels().abs_tanh_max_pool2d_forward(pool_shape(info, 3), f32(info, 0), f32(info, 1), i32(info, 2));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value AbsTanhMaxPool2dBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::kernels().abs_tanh_max_pool2d_backward(pool_shape(info, 5), f32(info, 0), i32(info, 1), f32(info, 2),
+                                                f32(info, 3), f32(info, 4));
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value AbsTanhForward(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     dcl::kernels().abs_tanh_forward(length(info, 0), f32(info, 0), f32(info, 1));
@@ -284,6 +300,23 @@ Napi::Value CodeDistances(const Napi::CallbackInfo& info) {
   });
 }
 
+// adamUpdate(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, biasCorrection1,
+// biasCorrection2Sqrt): in place on param, m, v (all of param's length).
+Napi::Value AdamUpdate(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    float* param = f32(info, 0);  // type checks first, then the lengths
+    const float* grad = f32(info, 1);
+    float* m = f32(info, 2);
+    float* v = f32(info, 3);
+    const int64_t n = length(info, 0);
+    for (size_t i = 1; i < 4; ++i)
+      if (length(info, i) != n) throw dcl::Error("E_ARG", "adamUpdate: argument " + std::to_string(i) + " has the wrong length");
+    auto num = [&](size_t i) { return info[i].As<Napi::Number>().DoubleValue(); };
+    dcl::kernels().adam_update(n, param, grad, m, v, num(4), num(5), num(6), num(7), num(8), num(9), num(10));
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("capabilities", Napi::Function::New(env, Capabilities));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
@@ -296,6 +329,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("maxPool2dBackward", Napi::Function::New(env, MaxPool2dBackward));
   exports.Set("absTanhForward", Napi::Function::New(env, AbsTanhForward));
   exports.Set("absTanhBackward", Napi::Function::New(env, AbsTanhBackward));
+  exports.Set("absTanhMaxPool2dForward", Napi::Function::New(env, AbsTanhMaxPool2dForward));
+  exports.Set("absTanhMaxPool2dBackward", Napi::Function::New(env, AbsTanhMaxPool2dBackward));
   exports.Set("sigmoidForward", Napi::Function::New(env, SigmoidForward));
   exports.Set("sigmoidBackward", Napi::Function::New(env, SigmoidBackward));
   exports.Set("linearForward", Napi::Function::New(env, LinearForward));
@@ -305,6 +340,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pairL1Loss", Napi::Function::New(env, PairL1Loss));
   exports.Set("quantizePack", Napi::Function::New(env, QuantizePack));
   exports.Set("codeDistances", Napi::Function::New(env, CodeDistances));
+  exports.Set("adamUpdate", Napi::Function::New(env, AdamUpdate));
   return exports;
 }
 

@@ -950,6 +950,51 @@ export function absTanh(x: VarLike, options: { site?: BufferSite } = {}): Var {
   return r;
 }
 
+/**
+ * Fused |tanh| + max-pooling (see ops.absTanhMaxPool2d) as a differentiable op: the values of
+ * maxPool2d(absTanh(x)) in one pass; the gradient goes to each window's element of largest |x|.
+ */
+export function absTanhMaxPool2d(x: VarLike, options: MaxPool2dOptions): Var {
+  const t0 = profile !== null ? now() : 0;
+  const xv = asVar(x, 'x');
+  if (options === undefined) throw new DclError('E_ARG', 'Expected an options object with kernelSize for options but received undefined');
+  const o = plainObject(options, 'options');
+  knownKeys(o, ['kernelSize', 'stride', 'site'], 'options');
+  const site = siteOf(o.site, 'options.site');
+  const kernelSize = o.kernelSize as Pair;
+  const stride = o.stride as Pair | undefined;
+  let shape: number[] | null = null;
+  const k = pairOf(kernelSize, 0);
+  const s = k ? pairOf(stride, 0) ?? null : null;
+  if (k && xv.shape.length === 4 && k[0] > 0 && k[1] > 0) {
+    const [sh, sw] = stride === undefined ? k : s ?? [0, 0];
+    if (sh > 0 && sw > 0) shape = [xv.shape[0], xv.shape[1], Math.floor((xv.shape[2] - k[0]) / sh) + 1, Math.floor((xv.shape[3] - k[1]) / sw) + 1];
+  }
+  const { tensor: output, lease } = take(site, shape, 'absTanhMaxPool2d');
+  let argmax: Int32Array | undefined;
+  const leases: Lease[] = [];
+  if (output !== undefined) {
+    const a = site!.ints(output.size, 'absTanhMaxPool2d');
+    argmax = a.array;
+    if (a.lease) leases.push(a.lease);
+  }
+  const y = ops.absTanhMaxPool2d(xv.value, { kernelSize, stride, out: output ? { output, argmax } : undefined });
+  const winners = y.argmax;
+  const pooled = y.output;
+  const r = result(
+    'absTanhMaxPool2d',
+    [xv],
+    pooled,
+    lease,
+    (gy, ctx) => {
+      if (ctx.needsGrad(0)) ops.absTanhMaxPool2dBackward(gy, winners, xv.value, pooled, { kernelSize, stride, out: ctx.out(0) });
+    },
+    leases,
+  );
+  if (profile !== null) record('absTanhMaxPool2d', 'forward', now() - t0, r.shape);
+  return r;
+}
+
 /** y = 1 / (1 + exp(-x)) as a differentiable op. */
 export function sigmoid(x: VarLike, options: { site?: BufferSite } = {}): Var {
   const t0 = profile !== null ? now() : 0;

@@ -16,6 +16,8 @@ export {
   maxPool2dBackward,
   absTanh,
   absTanhBackward,
+  absTanhMaxPool2d,
+  absTanhMaxPool2dBackward,
   sigmoid,
   sigmoidBackward,
   linear,
@@ -35,6 +37,7 @@ export type { BackwardContext, BackwardFn, VarLike, VarOptions, BackwardOptions,
 export * as nn from './nn.js';
 export { Module, Conv2d, Linear, MaxPool2d, AbsTanh, Sigmoid, Flatten, Sequential, DclS, dclS, initialize } from './nn.js';
 export type { DclSOptions, DclSConfig, Initializer, InitOptions, NamedArray } from './nn.js';
+export { AbsTanhMaxPool2d } from './nn.js';
 export * as optim from './optim.js';
 export {
   SGD,

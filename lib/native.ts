@@ -20,6 +20,9 @@ export interface NativeAddon {
   maxPool2dBackward(dy: Float32Array, argmax: Int32Array, dx: Float32Array, shape: number[]): void;
   absTanhForward(x: Float32Array, y: Float32Array): void;
   absTanhBackward(dy: Float32Array, x: Float32Array, y: Float32Array, dx: Float32Array): void;
+  /** Fused |tanh| + max-pool, pool shape as maxPool2dForward: y = tanh(max over the window of |x|). */
+  absTanhMaxPool2dForward(x: Float32Array, y: Float32Array, argmax: Int32Array, shape: number[]): void;
+  absTanhMaxPool2dBackward(dy: Float32Array, argmax: Int32Array, x: Float32Array, y: Float32Array, dx: Float32Array, shape: number[]): void;
   sigmoidForward(x: Float32Array, y: Float32Array): void;
   sigmoidBackward(dy: Float32Array, y: Float32Array, dx: Float32Array): void;
   /** linear shape: [N, in, out] */
@@ -63,6 +66,24 @@ export interface NativeAddon {
   quantizePack(p: Float32Array, codes: Int32Array, shape: number[]): void;
   /** shape: [count, n, q, hamming (0 | 1)] */
   codeDistances(a: Int32Array, b: Int32Array, dist: Uint32Array, shape: number[]): void;
+  /**
+   * One Adam / AdamW update in place (param, m, v; all four arrays of one length), float32:
+   * p *= 1 - lr wd; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+   * p -= lr / biasCorrection1 * m / (sqrt(v) / biasCorrection2Sqrt + eps).
+   */
+  adamUpdate(
+    param: Float32Array,
+    grad: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    biasCorrection1: number,
+    biasCorrection2Sqrt: number,
+  ): void;
 }
 
 export interface NativeCapabilities {

@@ -334,6 +334,36 @@ export class AbsTanh extends Module {
   }
 }
 
+/**
+ * Fused |tanh| + max-pool over kernel x kernel windows (stride defaults to the kernel): the
+ * values of MaxPool2d(AbsTanh(x)), computed as tanh of the window's largest |x| in one pass.
+ */
+export class AbsTanhMaxPool2d extends Module {
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+
+  constructor(kernelSize: Pair, stride?: Pair) {
+    super();
+    this.kernelSize = pairValue(kernelSize, 'kernelSize', 1);
+    this.stride = stride === undefined ? this.kernelSize : pairValue(stride, 'stride', 1);
+  }
+
+  forward(x: VarLike): Var {
+    return ag.absTanhMaxPool2d(x, { kernelSize: this.kernelSize, stride: this.stride, site: this.site });
+  }
+}
+
+/**
+ * Passes its input through. DclS keeps one in the slot of the |tanh| that AbsTanhMaxPool2d
+ * absorbed, so that the Sequential indices (features.{3i}.weight ...) stay what they were.
+ */
+export class Identity extends Module {
+  forward(x: VarLike): Var {
+    if (!(x instanceof Var)) throw new DclError('E_ARG', `Expected a Var for x but received ${describe(x)}`);
+    return x;
+  }
+}
+
 export class Sigmoid extends Module {
   forward(x: VarLike): Var {
     return ag.sigmoid(x, { site: this.site });
@@ -453,8 +483,10 @@ export class DclS extends Module {
     channels.forEach((cout, i) => {
       const k = kernels[i];
       layers.push(new Conv2d(c, cout, k, { padding: Math.floor(k / 2), ...init }));
-      layers.push(new AbsTanh());
-      layers.push(new MaxPool2d(2));
+      // |tanh| then 2x2 max-pool, fused (same values); the Identity keeps the indices of the
+      // unfused [Conv2d, AbsTanh, MaxPool2d] layout, so parameter names are unchanged.
+      layers.push(new Identity());
+      layers.push(new AbsTanhMaxPool2d(2));
       // 'same' convolution keeps h x w for odd k; even k adds one.
       h = h + 2 * Math.floor(k / 2) - k + 1;
       w = w + 2 * Math.floor(k / 2) - k + 1;

@@ -240,6 +240,58 @@ export function maxPool2dBackward(
   return dx;
 }
 
+/**
+ * Fused |tanh| + max-pooling: the same values as maxPool2d(absTanh(x)), computed as
+ * tanh(max over the window of |x|) (tanh is increasing on x >= 0), so tanh runs on the pooled
+ * values only. x: [N, C, H, W]. argmax: index (h * W + w) of each window's element with the largest
+ * |x| within its plane (ties: the first, row by row; NaN never wins over a number).
+ */
+export function absTanhMaxPool2d(
+  x: Tensor,
+  options: Pool2dOptions & { out?: { output?: Tensor; argmax?: Int32Array } },
+): { output: Tensor; argmax: Int32Array } {
+  const xt = asTensor(x, 'x', 4);
+  const g = poolGeometry(xt.shape, options, 'options', ['out']);
+  const out = g.o.out === undefined ? {} : plainObject(g.o.out, 'options.out');
+  knownKeys(out, ['output', 'argmax'], 'options.out');
+  const y = outputTensor(out.output, g.out, 'options.out.output', [xt]);
+  const size = g.out.reduce((a, b) => a * b, 1);
+  if (out.argmax !== undefined && (!(out.argmax instanceof Int32Array) || out.argmax.length !== size))
+    fail('E_ARG', `an Int32Array of length ${size}`, 'options.out.argmax', out.argmax);
+  const argmax = (out.argmax as Int32Array | undefined) ?? new Int32Array(size);
+  if (overlaps(argmax, xt.data) || overlaps(argmax, y.data))
+    throw new DclError('E_ARG', 'Expected options.out.argmax not to share memory with x or options.out.output but it does');
+  native.absTanhMaxPool2dForward(xt.data, y.data, argmax, g.shape);
+  return { output: y, argmax };
+}
+
+/**
+ * Gradient of absTanhMaxPool2d: dx [N, C, H, W] is zero except at each window's winner, where
+ * dx[argmax] += dy * sign(x[argmax]) * (1 - y^2) (sign(0) = 0; overlapping windows add up).
+ * dy, y: [N, C, OH, OW]; x: the forward input.
+ */
+export function absTanhMaxPool2dBackward(
+  dy: Tensor,
+  argmax: Int32Array,
+  x: Tensor,
+  y: Tensor,
+  options: Pool2dOptions & { out?: Tensor },
+): Tensor {
+  const dyt = asTensor(dy, 'dy', 4);
+  const xt = asTensor(x, 'x', 4);
+  const g = poolGeometry(xt.shape, options, 'options', ['out']);
+  expectShape(dyt, g.out, 'dy');
+  const yt = asTensor(y, 'y', 4);
+  expectShape(yt, g.out, 'y');
+  if (!(argmax instanceof Int32Array) || argmax.length !== dyt.size)
+    fail('E_ARG', `an Int32Array of length ${dyt.size}`, 'argmax', argmax);
+  const dx = outputTensor(g.o.out, xt.shape as number[], 'options.out', [dyt, xt, yt]);
+  if (overlaps(dx.data, argmax)) throw new DclError('E_ARG', 'Expected options.out not to share memory with argmax but it does');
+  // The kernel range-checks each argmax index as it scatters (E_ARG if outside the plane).
+  native.absTanhMaxPool2dBackward(dyt.data, argmax, xt.data, yt.data, dx.data, g.shape);
+  return dx;
+}
+
 // Element-wise ops may write in place (out is exactly an input) but not into a shifted overlap,
 // where a vector store would overwrite inputs not yet read.
 function elementwiseOut(out: unknown, like: Tensor, name: string, inputs: Tensor[] = [like]): Tensor {

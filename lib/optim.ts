@@ -9,6 +9,7 @@
 import { DclError } from './errors.js';
 import { Var } from './autograd.js';
 import { describe, knownKeys, plainObject } from './validate.js';
+import { native } from './native.js';
 
 // ---------------------------------------------------------------------------------------------
 // Schedules
@@ -445,25 +446,20 @@ export class Adam extends Optimizer<AdamSettings> {
     return checkAdam(h, name);
   }
 
+  /**
+   * One update by the native kernel (native/cpu/adam_serial.cpp; vectorised and multi-threaded),
+   * in float32 as torch.optim.AdamW on float32 tensors: the scalars (1 - lr wd, b1, 1 - b1, b2,
+   * 1 - b2, lr / (1 - b1^t), sqrt(1 - b2^t), eps) are computed in float64 and rounded to float32
+   * once each, and every element-wise operation is rounded once (no FMA), so a result can differ
+   * from a float64 evaluation of the formula in the last bits (test/adam-kernel.test.ts bounds it).
+   */
   protected update(p: Float32Array, g: Float32Array, lr: number, h: AdamSettings, s: ParamState): void {
     const n = p.length;
     const [b1, b2] = h.betas;
     const m = (s.buffers.m ??= new Float32Array(n));
     const v = (s.buffers.v ??= new Float32Array(n));
     const t = s.step;
-    const stepSize = lr / (1 - b1 ** t);
-    const rootBc2 = Math.sqrt(1 - b2 ** t);
-    const decay = 1 - lr * h.weightDecay;
-    const eps = h.eps;
-    const c1 = 1 - b1, c2 = 1 - b2;
-    for (let i = 0; i < n; i++) {
-      const gi = g[i];
-      const mi = b1 * m[i] + c1 * gi;
-      const vi = b2 * v[i] + c2 * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      p[i] = p[i] * decay - (stepSize * mi) / (Math.sqrt(vi) / rootBc2 + eps);
-    }
+    native.adamUpdate(p, g, m, v, lr, b1, b2, h.eps, h.weightDecay, 1 - b1 ** t, Math.sqrt(1 - b2 ** t));
   }
 }
 

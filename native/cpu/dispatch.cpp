@@ -52,7 +52,8 @@ const Features& features() {
         ns::max_pool2d_forward, ns::max_pool2d_backward, ns::abs_tanh_forward,                  \
         ns::abs_tanh_backward, ns::sigmoid_forward, ns::sigmoid_backward, ns::linear_forward,   \
         ns::linear_backward_input, ns::linear_backward_weight, ns::fma_peak, ns::hamming_dp,    \
-        ns::pair_l1_loss, ns::quantize_pack, ns::code_distances                                 \
+        ns::pair_l1_loss, ns::quantize_pack, ns::code_distances,                                \
+        ns::abs_tanh_max_pool2d_forward, ns::abs_tanh_max_pool2d_backward, ns::adam_update      \
   }
 
 const CpuKernels kSerial = DCL_TABLE(serial);

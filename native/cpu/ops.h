@@ -29,7 +29,14 @@
   void pair_l1_loss(const PairLossArgs&, const float* f, const float* s, float* grad_f);        \
   void quantize_pack(int64_t count, int n, int q, const float* p, int32_t* codes);             \
   void code_distances(int64_t count, int n, int q, bool hamming, const int32_t* a,             \
-                      const int32_t* b, uint32_t* dist);
+                      const int32_t* b, uint32_t* dist);                               \
+  void abs_tanh_max_pool2d_forward(const Pool2dShape&, const float* x, float* y,               \
+                                   int32_t* argmax);                                           \
+  void abs_tanh_max_pool2d_backward(const Pool2dShape&, const float* dy, const int32_t* argmax, \
+                                    const float* x, const float* y, float* dx);                 \
+  void adam_update(int64_t n, float* param, const float* grad, float* m, float* v, double lr,  \
+                   double beta1, double beta2, double eps, double weight_decay,                \
+                   double bias_correction1, double bias_correction2_sqrt);
 
 namespace dcl {
 

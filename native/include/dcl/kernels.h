@@ -125,6 +125,31 @@ using QuantizePackFn = void (*)(int64_t count, int n, int q, const float* p, int
 using CodeDistancesFn = void (*)(int64_t count, int n, int q, bool hamming, const int32_t* a,
                                  const int32_t* b, uint32_t* dist);
 
+// Fused |tanh| + max-pool (max over a window of |tanh(x)| = tanh(max over the window of |x|)).
+// y: [N, C, OH, OW] = tanh(|x[winner]|); argmax: index (ih * W + iw) of the winner in its plane.
+// The winner rule: start from -1 with the window's first element, walk the window row by row and
+// take an element when |x| is strictly greater (ordered compare: NaN never takes over; ties keep
+// the first). Serial uses libm tanh; the SIMD kernels match its argmax exactly and y within 2e-7.
+using AbsTanhMaxPool2dForwardFn = void (*)(const Pool2dShape&, const float* x, float* y,
+                                           int32_t* argmax);
+// dx [N, C, H, W] = 0 except dx[argmax] += dy * sign(x[argmax]) * (1 - y^2), sign(0) = 0, with
+// dy, argmax, y pooled (overlapping windows add up, in output order).
+using AbsTanhMaxPool2dBackwardFn = void (*)(const Pool2dShape&, const float* dy,
+                                            const int32_t* argmax, const float* x, const float* y,
+                                            float* dx);
+
+// ---- optimiser ------------------------------------------------------------------------------
+// One Adam / AdamW update of n parameters in place (torch.optim.AdamW semantics, float32):
+// p *= 1 - lr wd; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+// p -= lr / bias_correction1 * m / (sqrt(v) / bias_correction2_sqrt + eps), with
+// bias_correction1 = 1 - b1^t and bias_correction2_sqrt = sqrt(1 - b2^t) at update t.
+// See native/cpu/adam_serial.cpp for the exact float32 operation order.
+// The scalars are float64 (the constants derived from them are rounded to float32 once each).
+using AdamUpdateFn = void (*)(int64_t n, float* param, const float* grad, float* m, float* v,
+                              double lr, double beta1, double beta2, double eps,
+                              double weight_decay, double bias_correction1,
+                              double bias_correction2_sqrt);
+
 struct CpuKernels {
   const char* isa;
   Conv2dForwardFn conv2d_forward;
@@ -144,6 +169,9 @@ struct CpuKernels {
   PairL1LossFn pair_l1_loss;
   QuantizePackFn quantize_pack;
   CodeDistancesFn code_distances;
+  AbsTanhMaxPool2dForwardFn abs_tanh_max_pool2d_forward;
+  AbsTanhMaxPool2dBackwardFn abs_tanh_max_pool2d_backward;
+  AdamUpdateFn adam_update;
 };
 
 }  // namespace dcl
