@@ -96,7 +96,7 @@ export interface TrainOptions {
   progressEvery?: number;
   /** Stops training at the next step: the promise rejects with DclError E_ABORTED. */
   signal?: AbortSignal;
-  /** Run in a worker thread (default true). */
+  /** Run in a worker thread (default true); false runs on the calling thread and blocks it. */
   worker?: boolean;
 }
 
@@ -447,7 +447,8 @@ export async function train(options: TrainOptions): Promise<Model> {
   const signal = options.signal;
   if (signal?.aborted) throw new DclError('E_ABORTED', 'Training was aborted before it started');
   if (options.worker === false) {
-    // Same loop, yielding to the event loop between steps.
+    // The same loop on the calling thread: it blocks the event loop until training ends (for
+    // scripts and tests that want no worker); the default runs it in a worker thread.
     return trainSync(options);
   }
   const stop = new Int32Array(new SharedArrayBuffer(4));
