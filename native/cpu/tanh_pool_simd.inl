@@ -5,7 +5,7 @@
 //
 // Forward: the max-pool of pool_simd.inl run on |x| with the rule of tanh_pool_serial.cpp
 // (best = -1, winner = the window's first element; take an element when |x| > best, ordered
-// compare, row by row), then the vector tanh of activation_simd.inl (copied below) on the pooled
+// compare, row by row), then the vector tanh of tanh_math.inl (shared with activation_simd.inl) on the pooled
 // values only. argmax is bit-identical to the serial kernel; y is within the vector tanh's error
 // (<= 9e-8 absolute) of the serial libm value.
 // - 2x2 windows with stride 2 (the DCL-S layers): de-interleaved row pairs, as pool_simd.inl;
@@ -23,49 +23,8 @@ inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 // Below this many input elements the pool's wake-up costs more than the work.
 constexpr int64_t kSerialBelow = 16384;
 
-// ---- tanh(a) for a >= 0 (or NaN): activation_simd.inl's |tanh|, constants and all -----------
-constexpr float kLog2e = 1.44269504088896341f;
-constexpr float kLn2Hi = 0.693359375f;
-constexpr float kLn2Lo = -2.12194440e-4f;
-constexpr float kExpNegMax = 104.0f;
-constexpr float kExpQ0 = 0.49999994f;
-constexpr float kExpQ1 = 0.16666521f;
-constexpr float kExpQ2 = 0.04166839f;
-constexpr float kExpQ3 = 0.00836871f;
-constexpr float kExpQ4 = 0.0013814613f;
-
-inline V exp_neg(V a) {
-  const V x = vneg(vmin_keep_nan(vset1(kExpNegMax), a));
-  const V n = vround(vmul(x, vset1(kLog2e)));
-  V r = vfmadd(n, vset1(-kLn2Hi), x);
-  r = vfmadd(n, vset1(-kLn2Lo), r);
-  V q = vfmadd(vset1(kExpQ4), r, vset1(kExpQ3));
-  q = vfmadd(q, r, vset1(kExpQ2));
-  q = vfmadd(q, r, vset1(kExpQ1));
-  q = vfmadd(q, r, vset1(kExpQ0));
-  const V p = vadd(vfmadd(vmul(r, r), q, r), vset1(1.0f));
-  return vscale2(p, n);
-}
-
-constexpr float kTanhSmall = 0.625f;
-constexpr float kTanhP0 = -0.3333328f;
-constexpr float kTanhP1 = 0.13331442f;
-constexpr float kTanhP2 = -0.053739715f;
-constexpr float kTanhP3 = 0.020639086f;
-constexpr float kTanhP4 = -0.005704987f;
-
-inline V tanh_nonneg(V a) {
-  const V z = vmul(a, a);
-  V p = vfmadd(vset1(kTanhP4), z, vset1(kTanhP3));
-  p = vfmadd(p, z, vset1(kTanhP2));
-  p = vfmadd(p, z, vset1(kTanhP1));
-  p = vfmadd(p, z, vset1(kTanhP0));
-  const V small = vfmadd(vmul(a, z), p, a);
-  const V e = exp_neg(vadd(a, a));
-  const V one = vset1(1.0f);
-  const V large = vdiv(vsub(one, e), vadd(one, e));
-  return vselect(vlt(a, vset1(kTanhSmall)), small, large);
-}
+// ---- tanh(a) for a >= 0 (or NaN) -----------------------------------------------------------
+#include "tanh_math.inl"
 
 // The 2x2 / stride-2 rule on four de-interleaved vectors of |x|: e0/o0 the even/odd columns of
 // the top row, e1/o1 of the bottom row. Returns y = tanh(|winner|) and the winner's offset in
