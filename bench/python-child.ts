@@ -1,8 +1,52 @@
 // A long-lived Python child process driven line by line: one command on stdin, one JSON object
 // back on stdout (bench/torch_conv.py and bench/torch_train.py speak this protocol), so that the
 // PyTorch side of a comparison stays warm between alternating rounds.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/** Debian's python3, which python3-torch installs into (not a pyenv python). */
+export const PYTHON = '/usr/bin/python3';
+export const JEMALLOC = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** A file of bench/, from dist/bench/*.js or from bench/*.ts. */
+export function benchFile(name: string): string {
+  for (const p of [path.resolve(here, '../../bench', name), path.resolve(here, name)]) if (fs.existsSync(p)) return p;
+  return path.resolve(here, '../../bench', name);
+}
+
+/**
+ * PyTorch's fastest configuration on this kind of machine (ANCHORS.md): one OpenBLAS thread,
+ * its SkylakeX kernels, jemalloc when installed, plus the section's own DCL_BENCH_* variables.
+ */
+export function torchEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    OPENBLAS_NUM_THREADS: '1',
+    OPENBLAS_CORETYPE: 'SkylakeX',
+    MALLOC_CONF: 'dirty_decay_ms:-1,muzzy_decay_ms:-1',
+    ...extra,
+  };
+  delete env.LD_PRELOAD;
+  if (fs.existsSync(JEMALLOC)) env.LD_PRELOAD = JEMALLOC;
+  return env;
+}
+
+/** Why PyTorch cannot run the given bench scripts, or null. */
+export function torchUnavailable(scripts: readonly string[]): string | null {
+  if (!fs.existsSync(PYTHON)) return `${PYTHON} not found`;
+  const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8', timeout: 60_000 });
+  if (r.error) return `${PYTHON} could not run: ${r.error.message}`;
+  if (r.status !== 0) {
+    const last = (r.stderr || '').trim().split('\n').pop();
+    return `${PYTHON} cannot import torch (${last}); apt-get install python3-torch libopenblas0-pthread libjemalloc2`;
+  }
+  for (const f of scripts) if (!fs.existsSync(benchFile(f))) return `${benchFile(f)} not found`;
+  return null;
+}
 
 export class PythonChild {
   private child: ChildProcessWithoutNullStreams;

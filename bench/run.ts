@@ -4,12 +4,10 @@
 // onnxruntime-node (bench/train.ts). See bench/README.md.
 //
 //   npm run bench -- [--quick] [--isa avx512[,avx2]] [--no-torch] [--no-train] [--rounds N] [--json FILE]
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { PythonChild } from './python-child.js';
+import { benchFile, JEMALLOC, PYTHON, PythonChild, torchEnv, torchUnavailable } from './python-child.js';
 import {
   ALL_ISAS,
   capabilities,
@@ -653,44 +651,10 @@ function benchIsa(isa: Isa, threads: number, opts: Options): IsaResult {
 // ---------------------------------------------------------------------------------------------
 // PyTorch
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-/** bench/torch_conv.py, from dist/bench/run.js or from bench/run.ts. */
-function torchScript(): string {
-  for (const p of [path.resolve(here, '../../bench/torch_conv.py'), path.resolve(here, 'torch_conv.py')])
-    if (fs.existsSync(p)) return p;
-  return path.resolve(here, '../../bench/torch_conv.py');
-}
-
-const PYTHON = '/usr/bin/python3';
-const JEMALLOC = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
-
-function torchEnv(threads: number): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    OPENBLAS_NUM_THREADS: '1',
-    OPENBLAS_CORETYPE: 'SkylakeX',
-    MALLOC_CONF: 'dirty_decay_ms:-1,muzzy_decay_ms:-1',
-    DCL_BENCH_THREADS: String(threads),
-    DCL_BENCH_BATCH: String(BATCH),
-  };
-  delete env.LD_PRELOAD;
-  if (fs.existsSync(JEMALLOC)) env.LD_PRELOAD = JEMALLOC;
-  return env;
-}
-
-/** Why PyTorch cannot run, or null. */
-function torchUnavailable(): string | null {
-  if (!fs.existsSync(PYTHON)) return `${PYTHON} not found`;
-  const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8', timeout: 60_000 });
-  if (r.error) return `${PYTHON} could not run: ${r.error.message}`;
-  if (r.status !== 0) {
-    const last = (r.stderr || '').trim().split('\n').pop();
-    return `${PYTHON} cannot import torch (${last}); apt-get install python3-torch libopenblas0-pthread libjemalloc2`;
-  }
-  if (!fs.existsSync(torchScript())) return `${torchScript()} not found`;
-  return null;
-}
-
+/** bench/torch_conv.py. */
+const torchScript = () => benchFile('torch_conv.py');
+/** PyTorch's fastest configuration, plus what torch_conv.py reads. */
+const convTorchEnv = (threads: number) => torchEnv({ DCL_BENCH_THREADS: String(threads), DCL_BENCH_BATCH: String(BATCH) });
 
 interface CheckResult {
   layer: string;
@@ -758,15 +722,15 @@ interface TorchRound {
 
 async function compareTorch(isa: Isa, threads: number, opts: Options, estimateMs: number, startedAt: number) {
   console.log(`\n=== PyTorch comparison: conv2, conv3, conv4 of DCL-S, batch 64, forward + backward input + backward weight ===`);
-  const reason = opts.torch ? torchUnavailable() : 'not asked for (--no-torch)';
+  const reason = opts.torch ? torchUnavailable(['torch_conv.py']) : 'not asked for (--no-torch)';
   if (reason) {
     console.log(`PyTorch comparison skipped: ${reason}`);
     return { skipped: reason };
   }
-  const torch = new PythonChild(PYTHON, torchScript(), torchEnv(threads));
+  const torch = new PythonChild(PYTHON, torchScript(), convTorchEnv(threads));
   try {
     const ready = await torch.read();
-    const env = torchEnv(threads);
+    const env = convTorchEnv(threads);
     console.log(
       `PyTorch ${ready.torch} (${PYTHON}), torch.set_num_threads(${ready.threads}), channels-last, oneDNN ${ready.mkldnn ? 'on' : 'off'}; ` +
         `OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=SkylakeX MALLOC_CONF=${env.MALLOC_CONF} ` +

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PythonChild } from './python-child.js';
+import { benchFile, JEMALLOC, PYTHON, PythonChild, torchEnv, torchUnavailable } from './python-child.js';
 import {
   absTanh,
   absTanhBackward,
@@ -636,45 +636,9 @@ async function timeCalls(fn: () => void | Promise<void>, reps: number): Promise<
 // ---------------------------------------------------------------------------------------------
 // PyTorch child
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-/** A file of bench/, from dist/bench/train.js or from bench/train.ts. */
-function benchFile(name: string): string {
-  for (const p of [path.resolve(here, '../../bench', name), path.resolve(here, name)]) if (fs.existsSync(p)) return p;
-  return path.resolve(here, '../../bench', name);
-}
-
-const PYTHON = '/usr/bin/python3';
-const JEMALLOC = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
-
-/** PyTorch's fastest configuration on this kind of machine (ANCHORS.md). */
-function torchEnv(threads: number): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    OPENBLAS_NUM_THREADS: '1',
-    OPENBLAS_CORETYPE: 'SkylakeX',
-    MALLOC_CONF: 'dirty_decay_ms:-1,muzzy_decay_ms:-1',
-    DCL_BENCH_THREADS: String(threads),
-    DCL_BENCH_N: String(LAYOUT.n),
-    DCL_BENCH_Q: String(LAYOUT.q),
-  };
-  delete env.LD_PRELOAD;
-  if (fs.existsSync(JEMALLOC)) env.LD_PRELOAD = JEMALLOC;
-  return env;
-}
-
-/** Why PyTorch cannot run, or null. */
-function torchUnavailable(): string | null {
-  if (!fs.existsSync(PYTHON)) return `${PYTHON} not found`;
-  const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8', timeout: 60_000 });
-  if (r.error) return `${PYTHON} could not run: ${r.error.message}`;
-  if (r.status !== 0) {
-    const last = (r.stderr || '').trim().split('\n').pop();
-    return `${PYTHON} cannot import torch (${last}); apt-get install python3-torch libopenblas0-pthread libjemalloc2`;
-  }
-  for (const f of ['torch_train.py', 'onnx_export.py']) if (!fs.existsSync(benchFile(f))) return `${benchFile(f)} not found`;
-  return null;
-}
-
+/** PyTorch's fastest configuration, plus what torch_train.py reads. */
+const trainTorchEnv = (threads: number) =>
+  torchEnv({ DCL_BENCH_THREADS: String(threads), DCL_BENCH_N: String(LAYOUT.n), DCL_BENCH_Q: String(LAYOUT.q) });
 
 // ---------------------------------------------------------------------------------------------
 // onnxruntime-node (optional: never a dependency of the package)
@@ -763,7 +727,7 @@ export async function trainSection(opts: TrainSectionOptions): Promise<Record<st
   );
   console.log(`ours: ${impl.name}; ${isa}, ${threads} thread${threads > 1 ? 's' : ''}`);
 
-  const torchReason = opts.torch ? torchUnavailable() : 'not asked for (--no-torch)';
+  const torchReason = opts.torch ? torchUnavailable(['torch_train.py', 'onnx_export.py']) : 'not asked for (--no-torch)';
   if (torchReason) console.log(`PyTorch comparison skipped: ${torchReason}`);
   let ort: OrtModule | null = null;
   let ortReason: string | null = !opts.onnx ? 'not asked for (--no-onnx)' : torchReason ? 'the ONNX export needs PyTorch' : null;
@@ -791,7 +755,7 @@ export async function trainSection(opts: TrainSectionOptions): Promise<Record<st
     let torchInfo: Record<string, unknown> | null = null;
     let exportInfo: Record<string, unknown> | null = null;
     if (!torchReason) {
-      const env = torchEnv(threads);
+      const env = trainTorchEnv(threads);
       torch = new PythonChild(PYTHON, benchFile('torch_train.py'), env);
       torchInfo = await torch.read();
       await torch.command(`load ${dir}`);
@@ -807,7 +771,7 @@ export async function trainSection(opts: TrainSectionOptions): Promise<Record<st
       const r = spawnSync(PYTHON, [benchFile('onnx_export.py'), model, '--weights', dir, '--n', String(n)], {
         encoding: 'utf8',
         timeout: 120_000,
-        env: torchEnv(1),
+        env: trainTorchEnv(1),
       });
       if (r.status !== 0) {
         ortReason = `bench/onnx_export.py failed: ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-2).join(' | ')}`;
