@@ -195,15 +195,8 @@ function poolGeometry(input: readonly number[], options: unknown, name: string, 
   return { o, shape: [n, c, h, w, kh, kw, sh, sw], out: [n, c, oh, ow] };
 }
 
-/**
- * Max-pooling over windows of each channel. x: [N, C, H, W]. Returns the pooled values
- * [N, C, OH, OW] and, for the backward pass, argmax: the index (h * W + w) of each window's winner
- * within its plane (ties: the first maximum row by row; NaN never wins over a number).
- */
-export function maxPool2d(
-  x: Tensor,
-  options: Pool2dOptions & { out?: { output?: Tensor; argmax?: Int32Array } },
-): { output: Tensor; argmax: Int32Array } {
+/** The checked arguments of a pooling forward: input, geometry, and output and argmax buffers. */
+function poolForwardArguments(x: unknown, options: unknown) {
   const xt = asTensor(x, 'x', 4);
   const g = poolGeometry(xt.shape, options, 'options', ['out']);
   const out = g.o.out === undefined ? {} : plainObject(g.o.out, 'options.out');
@@ -215,6 +208,19 @@ export function maxPool2d(
   const argmax = (out.argmax as Int32Array | undefined) ?? new Int32Array(size);
   if (overlaps(argmax, xt.data) || overlaps(argmax, y.data))
     throw new DclError('E_ARG', 'Expected options.out.argmax not to share memory with x or options.out.output but it does');
+  return { xt, g, y, argmax };
+}
+
+/**
+ * Max-pooling over windows of each channel. x: [N, C, H, W]. Returns the pooled values
+ * [N, C, OH, OW] and, for the backward pass, argmax: the index (h * W + w) of each window's winner
+ * within its plane (ties: the first maximum row by row; NaN never wins over a number).
+ */
+export function maxPool2d(
+  x: Tensor,
+  options: Pool2dOptions & { out?: { output?: Tensor; argmax?: Int32Array } },
+): { output: Tensor; argmax: Int32Array } {
+  const { xt, g, y, argmax } = poolForwardArguments(x, options);
   native.maxPool2dForward(xt.data, y.data, argmax, g.shape);
   return { output: y, argmax };
 }
@@ -250,17 +256,7 @@ export function absTanhMaxPool2d(
   x: Tensor,
   options: Pool2dOptions & { out?: { output?: Tensor; argmax?: Int32Array } },
 ): { output: Tensor; argmax: Int32Array } {
-  const xt = asTensor(x, 'x', 4);
-  const g = poolGeometry(xt.shape, options, 'options', ['out']);
-  const out = g.o.out === undefined ? {} : plainObject(g.o.out, 'options.out');
-  knownKeys(out, ['output', 'argmax'], 'options.out');
-  const y = outputTensor(out.output, g.out, 'options.out.output', [xt]);
-  const size = g.out.reduce((a, b) => a * b, 1);
-  if (out.argmax !== undefined && (!(out.argmax instanceof Int32Array) || out.argmax.length !== size))
-    fail('E_ARG', `an Int32Array of length ${size}`, 'options.out.argmax', out.argmax);
-  const argmax = (out.argmax as Int32Array | undefined) ?? new Int32Array(size);
-  if (overlaps(argmax, xt.data) || overlaps(argmax, y.data))
-    throw new DclError('E_ARG', 'Expected options.out.argmax not to share memory with x or options.out.output but it does');
+  const { xt, g, y, argmax } = poolForwardArguments(x, options);
   native.absTanhMaxPool2dForward(xt.data, y.data, argmax, g.shape);
   return { output: y, argmax };
 }
