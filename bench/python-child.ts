@@ -22,11 +22,26 @@ export function benchFile(name: string): string {
  * PyTorch's fastest configuration on this kind of machine (ANCHORS.md): one OpenBLAS thread,
  * its SkylakeX kernels, jemalloc when installed, plus the section's own DCL_BENCH_* variables.
  */
+/**
+ * OpenBLAS's kernel family for this CPU: SkylakeX (AVX-512) where the CPU has AVX-512F, else
+ * Haswell (AVX2 + FMA). Forcing SkylakeX on a CPU without AVX-512 kills the process with an
+ * illegal instruction, so it is never assumed.
+ */
+export function openblasCoretype(): string {
+  let flags = '';
+  try {
+    flags = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return 'Haswell';
+  }
+  return /\bavx512f\b/.test(flags) ? 'SkylakeX' : 'Haswell';
+}
+
 export function torchEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     OPENBLAS_NUM_THREADS: '1',
-    OPENBLAS_CORETYPE: 'SkylakeX',
+    OPENBLAS_CORETYPE: openblasCoretype(),
     MALLOC_CONF: 'dirty_decay_ms:-1,muzzy_decay_ms:-1',
     ...extra,
   };

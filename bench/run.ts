@@ -42,6 +42,8 @@ interface Options {
   rounds: number | null;
   /** The training-step / encode section (bench/train.ts). */
   train: boolean;
+  /** Only the training-step / encode section (skip the kernel tables and pair-loss figures). */
+  trainOnly: boolean;
   trainRounds: number | null;
 }
 
@@ -52,12 +54,13 @@ const USAGE = `usage: npm run bench -- [options]
   --rounds N       PyTorch comparison rounds (default 9, --quick 3)
   --train          the training-step / encode section (the default)
   --no-train       skip it
+  --train-only     only that section (no kernel tables, PyTorch conv comparison or pair-loss figures)
   --train-rounds N its rounds (default 7, --quick 3)
   --json FILE      also write every figure as JSON to FILE
 Environment: DCL_THREADS sets the kernel threads (default: all cores), DCL_ADDON a .node file to load.`;
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { json: null, isas: null, quick: false, torch: true, rounds: null, train: true, trainRounds: null };
+  const o: Options = { json: null, isas: null, quick: false, torch: true, rounds: null, train: true, trainOnly: false, trainRounds: null };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith('--')) usageError(`${flag} needs a value`);
@@ -69,6 +72,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--no-torch') o.torch = false;
     else if (a === '--train') o.train = true;
     else if (a === '--no-train') o.train = false;
+    else if (a === '--train-only') o.trainOnly = o.train = true;
     else if (a === '--json') o.json = value(i++, a);
     else if (a === '--rounds') {
       const n = Number(value(i++, a));
@@ -733,7 +737,7 @@ async function compareTorch(isa: Isa, threads: number, opts: Options, estimateMs
     const env = convTorchEnv(threads);
     console.log(
       `PyTorch ${ready.torch} (${PYTHON}), torch.set_num_threads(${ready.threads}), channels-last, oneDNN ${ready.mkldnn ? 'on' : 'off'}; ` +
-        `OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=SkylakeX MALLOC_CONF=${env.MALLOC_CONF} ` +
+        `OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=${env.OPENBLAS_CORETYPE} MALLOC_CONF=${env.MALLOC_CONF} ` +
         (env.LD_PRELOAD ? `LD_PRELOAD=${env.LD_PRELOAD} (jemalloc ${ready.jemalloc ? 'loaded' : 'NOT loaded'})` : `(no jemalloc: ${JEMALLOC} missing)`),
     );
     console.log(`dcl-native: ${isa}, ${threads} thread${threads > 1 ? 's' : ''}, through the public ops with \`out\` buffers.`);
@@ -956,7 +960,7 @@ async function main() {
 
   const results: IsaResult[] = [];
   try {
-    for (const isa of isas) results.push(benchIsa(isa, caps.threads, opts));
+    if (!opts.trainOnly) for (const isa of isas) results.push(benchIsa(isa, caps.threads, opts));
   } finally {
     setIsa(caps.isa);
   }
@@ -966,7 +970,9 @@ async function main() {
   const widest = [...isas].sort((a, b) => ALL_ISAS.indexOf(b) - ALL_ISAS.indexOf(a))[0];
   let torch: unknown;
   let train: unknown = { skipped: 'not asked for (--no-train)' };
-  if (widest === 'serial') {
+  if (opts.trainOnly) {
+    torch = { skipped: 'not asked for (--train-only)' };
+  } else if (widest === 'serial') {
     console.log('\nPyTorch comparison skipped: only the serial ISA was benchmarked');
     torch = { skipped: 'serial only' };
   } else {
@@ -978,7 +984,7 @@ async function main() {
       setIsa(caps.isa);
     }
   }
-  const dp = dpSection(isas, opts.quick);
+  const dp = opts.trainOnly ? { skipped: 'not asked for (--train-only)' } : dpSection(isas, opts.quick);
   if (opts.train && widest === 'serial') {
     console.log('\nTraining / encode section skipped: only the serial ISA was benchmarked');
     train = { skipped: 'serial only' };

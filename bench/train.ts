@@ -6,8 +6,8 @@
 //
 //   npx tsc -p tsconfig.json && node dist/bench/train.js [--quick] [--rounds N] [--no-torch] [--no-onnx] [--json FILE]
 //
-// "Ours" is whatever OUR_IMPLEMENTATION below is: until the autograd / nn layer lands, a
-// provisional network written directly on the lib/ops.ts kernels (see provisionalImplementation).
+// "Ours" is OUR_IMPLEMENTATION below: the library's DclS on the autograd layer, its native pair
+// loss and AdamW, the code a user writes.
 // See bench/README.md.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,21 +16,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchFile, JEMALLOC, PYTHON, PythonChild, torchEnv, torchUnavailable } from './python-child.js';
 import {
-  absTanh,
-  absTanhBackward,
   capabilities,
-  conv2d,
-  conv2dBackwardInput,
-  conv2dBackwardWeight,
-  linear,
-  linearBackwardInput,
-  linearBackwardWeight,
-  maxPool2d,
-  maxPool2dBackward,
   measureFmaPeak,
   setIsa,
-  sigmoid,
-  sigmoidBackward,
   Tensor,
   type Isa,
   AdamW,
@@ -210,243 +198,7 @@ function copyWeights(w: Record<string, Float32Array>): Record<string, Float32Arr
 }
 
 // ---------------------------------------------------------------------------------------------
-// The pair loss of the 'rounding' method (DESIGN.md): s = 2^Q p, f = clamp(floor(s)) with the
-// straight-through gradient df/ds = 1, d_ij = sum_k |f_ik - f_jk| with the gradient's sign taken from
-// s (a tie of rounded codes still pushes), loss = sum over pairs i < j of w_ij softplus(-l (alpha d - beta)),
-// l = -1 same person, +1 different, w = 0.5 / #same or 0.5 / #different. The same as bench/torch_train.py.
-
-export interface PairLossResult {
-  loss: number;
-  dAlpha: number;
-  dBeta: number;
-}
-
-/** Loss and gradients; dp (the gradient with respect to the sigmoid outputs p, [batch, n]) is overwritten. */
-export function pairLoss(
-  p: Float32Array,
-  labels: Int32Array,
-  layout: Layout,
-  alpha: number,
-  beta: number,
-  dp: Float32Array,
-): PairLossResult {
-  const { n, q } = layout;
-  const batch = labels.length;
-  const levels = 2 ** q;
-  const s = new Float64Array(batch * n);
-  const f = new Float64Array(batch * n);
-  for (let i = 0; i < s.length; i++) {
-    s[i] = levels * p[i];
-    f[i] = Math.min(Math.max(Math.floor(s[i]), 0), levels - 1);
-  }
-  let nSame = 0;
-  let nDiff = 0;
-  for (let i = 0; i < batch; i++) for (let j = i + 1; j < batch; j++) labels[i] === labels[j] ? nSame++ : nDiff++;
-  const wSame = nSame ? 0.5 / nSame : 0;
-  const wDiff = nDiff ? 0.5 / nDiff : 0;
-  const g = new Float64Array(batch * n);
-  let loss = 0;
-  let dAlpha = 0;
-  let dBeta = 0;
-  for (let i = 0; i < batch; i++) {
-    const oi = i * n;
-    for (let j = i + 1; j < batch; j++) {
-      const oj = j * n;
-      let d = 0;
-      for (let k = 0; k < n; k++) d += Math.abs(f[oi + k] - f[oj + k]);
-      const same = labels[i] === labels[j];
-      const l = same ? -1 : 1;
-      const w = same ? wSame : wDiff;
-      const u = -l * (alpha * d - beta);
-      loss += w * (u > 0 ? u + Math.log1p(Math.exp(-u)) : Math.log1p(Math.exp(u)));
-      const dt = -l * w / (1 + Math.exp(-u)); // dL/d(alpha d - beta) = w sigmoid(u) (-l)
-      dAlpha += dt * d;
-      dBeta -= dt;
-      const dd = dt * alpha * levels; // dL/dd, times ds/dp (= 2^Q) through the straight-through rounding
-      for (let k = 0; k < n; k++) {
-        const diff = s[oi + k] - s[oj + k];
-        const sg = diff > 0 ? dd : diff < 0 ? -dd : 0;
-        g[oi + k] += sg;
-        g[oj + k] -= sg;
-      }
-    }
-  }
-  for (let i = 0; i < g.length; i++) dp[i] = g[i];
-  return { loss, dAlpha, dBeta };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Provisional "ours": DCL-S forward and backward written by hand on the lib/ops.ts kernels with
-// preallocated `out` buffers, the pair loss above in JavaScript, and a plain SGD update. Unfused
-// (conv, |tanh| and pool are separate passes) and without Adam: a stand-in until the autograd / nn
-// layer (dclS, Adam) exists. Replace OUR_IMPLEMENTATION below with the real one.
-
-class ProvisionalDclS {
-  readonly w: Record<string, Tensor> = {};
-  readonly grad: Record<string, Tensor> = {};
-  alpha: number;
-  beta: number;
-  dAlpha = 0;
-  dBeta = 0;
-  loss = NaN;
-  private readonly x: Tensor;
-  private readonly layers: {
-    c: (typeof CONVS)[number];
-    input: Tensor;
-    pre: Tensor;
-    act: Tensor;
-    pooled: Tensor;
-    argmax: Int32Array;
-    dAct: Tensor | null;
-    dInput: Tensor | null;
-  }[] = [];
-  private readonly flat: Tensor;
-  private readonly h: Tensor;
-  private readonly ha: Tensor;
-  private readonly z: Tensor;
-  readonly p: Tensor;
-  private readonly dp: Tensor;
-  private readonly dz: Tensor;
-  private readonly dha: Tensor;
-  private readonly dFlat: Tensor;
-  private readonly dPooled4: Tensor;
-
-  constructor(
-    readonly batch: number,
-    private readonly ctx: TrainContext,
-    training: boolean,
-  ) {
-    const n = ctx.layout.n;
-    const B = batch;
-    for (const [name, shape] of Object.entries(weightShapes(n))) {
-      this.w[name] = new Tensor(ctx.weights[name].slice(), shape);
-      if (training) this.grad[name] = Tensor.zeros(shape);
-    }
-    this.alpha = ctx.weights.alpha[0];
-    this.beta = ctx.weights.beta[0];
-    this.x = new Tensor(ctx.x, [B, 1, H, H]);
-    let input = this.x;
-    for (const c of CONVS) {
-      const full = [B, c.cout, c.hw, c.hw];
-      const pooled = Tensor.zeros([B, c.cout, c.hw / 2, c.hw / 2]);
-      this.layers.push({
-        c,
-        input,
-        pre: Tensor.zeros(full),
-        act: Tensor.zeros(full),
-        pooled,
-        argmax: new Int32Array(pooled.size),
-        dAct: training ? Tensor.zeros(full) : null,
-        dInput: training && c.name !== 'conv1' ? Tensor.zeros(input.shape) : null,
-      });
-      input = pooled;
-    }
-    this.flat = new Tensor(input.data, [B, FC1_IN]);
-    this.h = Tensor.zeros([B, FC1_OUT]);
-    this.ha = Tensor.zeros([B, FC1_OUT]);
-    this.z = Tensor.zeros([B, n]);
-    this.p = Tensor.zeros([B, n]);
-    this.dp = Tensor.zeros([B, n]);
-    this.dz = Tensor.zeros([B, n]);
-    this.dha = Tensor.zeros([B, FC1_OUT]);
-    this.dFlat = Tensor.zeros([B, FC1_IN]);
-    this.dPooled4 = new Tensor(this.dFlat.data, input.shape);
-  }
-
-  forward(): Float32Array {
-    const w = this.w;
-    for (const L of this.layers) {
-      conv2d(L.input, w[`${L.c.name}.weight`], w[`${L.c.name}.bias`], { padding: L.c.pad, out: L.pre });
-      absTanh(L.pre, { out: L.act });
-      maxPool2d(L.act, { kernelSize: 2, out: { output: L.pooled, argmax: L.argmax } });
-    }
-    linear(this.flat, w['fc1.weight'], w['fc1.bias'], { out: this.h });
-    absTanh(this.h, { out: this.ha });
-    linear(this.ha, w['fc2.weight'], w['fc2.bias'], { out: this.z });
-    sigmoid(this.z, { out: this.p });
-    return this.p.data;
-  }
-
-  /** Loss and every gradient at the current weights (no update). */
-  backward(): void {
-    const w = this.w;
-    const g = this.grad;
-    const r = pairLoss(this.p.data, this.ctx.labels, this.ctx.layout, this.alpha, this.beta, this.dp.data);
-    this.loss = r.loss;
-    this.dAlpha = r.dAlpha;
-    this.dBeta = r.dBeta;
-    sigmoidBackward(this.dp, this.p, { out: this.dz });
-    linearBackwardWeight(this.ha, this.dz, { out: { weight: g['fc2.weight'], bias: g['fc2.bias'] } });
-    linearBackwardInput(this.dz, w['fc2.weight'], { out: this.dha });
-    absTanhBackward(this.dha, this.h, this.ha, { out: this.dha });
-    linearBackwardWeight(this.flat, this.dha, { out: { weight: g['fc1.weight'], bias: g['fc1.bias'] } });
-    linearBackwardInput(this.dha, w['fc1.weight'], { out: this.dFlat });
-    let dPooled = this.dPooled4;
-    for (let i = this.layers.length - 1; i >= 0; i--) {
-      const L = this.layers[i];
-      const dAct = L.dAct!;
-      maxPool2dBackward(dPooled, L.argmax, L.act.shape, { kernelSize: 2, out: dAct });
-      absTanhBackward(dAct, L.pre, L.act, { out: dAct }); // in place: the gradient of the pre-activation
-      const name = L.c.name;
-      conv2dBackwardWeight(L.input, dAct, { kernelSize: L.c.k, padding: L.c.pad, out: { weight: g[`${name}.weight`], bias: g[`${name}.bias`] } });
-      if (L.dInput) {
-        conv2dBackwardInput(dAct, w[`${name}.weight`], L.input.shape, { padding: L.c.pad, out: L.dInput });
-        dPooled = L.dInput;
-      }
-    }
-  }
-
-  sgd(lr: number, lrAlphaBeta: number): void {
-    for (const name of Object.keys(this.w)) {
-      const a = this.w[name].data;
-      const d = this.grad[name].data;
-      for (let i = 0; i < a.length; i++) a[i] -= lr * d[i];
-    }
-    this.alpha -= lrAlphaBeta * this.dAlpha;
-    this.beta -= lrAlphaBeta * this.dBeta;
-  }
-
-  /** Packs the codes of the last forward: dimension i in bits [i Q, (i + 1) Q), dimension 0 lowest. */
-  pack(codes: Int32Array): void {
-    const { n, q } = this.ctx.layout;
-    const levels = 2 ** q;
-    const p = this.p.data;
-    for (let b = 0; b < this.batch; b++) {
-      let code = 0;
-      for (let i = 0; i < n; i++) code |= Math.min(Math.floor(levels * p[b * n + i]), levels - 1) << (i * q);
-      codes[b] = code;
-    }
-  }
-}
-
-export const provisionalImplementation: OurImplementation = {
-  name: 'provisional: hand-written DCL-S on lib/ops kernels (unfused conv, |tanh|, pool), JS pair loss, SGD',
-  makeOurStep(batch, ctx) {
-    const net = new ProvisionalDclS(batch, ctx, true);
-    return {
-      step() {
-        net.forward();
-        net.backward();
-        net.sgd(1e-4, 1e-3);
-      },
-      lastLoss: () => net.loss,
-      gradients: () => ({ ...Object.fromEntries(Object.entries(net.grad).map(([k, t]) => [k, t.data])), alpha: Float32Array.of(net.dAlpha), beta: Float32Array.of(net.dBeta) }),
-    };
-  },
-  makeOurEncoder(batch, ctx) {
-    const net = new ProvisionalDclS(batch, ctx, false);
-    const codes = new Int32Array(batch);
-    return {
-      run() {
-        net.forward();
-        net.pack(codes);
-      },
-      outputs: () => net.p.data,
-    };
-  },
-};
-
-// Helpers for an adapter over the autograd / nn layer.
+// Ours: the library's own DCL-S, pair loss and optimiser, as a user would write the training step.
 
 /** WEIGHT_SHAPES names -> the parameter names of lib/nn.ts's DclS (features.{3i}, classifier.{0,2}) as of this writing. */
 export const LIB_DCLS_NAMES: Record<string, string> = {
@@ -474,7 +226,7 @@ export function toLibStateDict(weights: Record<string, Float32Array>, n = LAYOUT
  * Every pair i < j of a batch with its label (-1 same person, +1 different) and weight (0.5 / #same
  * or 0.5 / #different, so the two kinds count equally and the weights sum to 1): the pairs, labels
  * and weights arguments of lib/losses.ts's pairL1Loss / hammingDpLoss, the same pairs as
- * bench/torch_train.py and pairLoss() here.
+ * bench/torch_train.py.
  */
 export function allPairs(ids: Int32Array): { pairs: Int32Array; labels: Float64Array; weights: Float64Array } {
   const b = ids.length;
@@ -494,33 +246,6 @@ export function allPairs(ids: Int32Array): { pairs: Int32Array; labels: Float64A
   return { pairs, labels, weights };
 }
 
-// What "ours" is. When the autograd / nn layer is final, replace the provisional implementation with
-// an adapter; a sketch against lib/nn.ts, lib/optim.ts and lib/losses.ts as they stand (check the
-// names: they were not final when this was written):
-//
-//   import { dclS, Adam, pairL1Loss, ... } from '../lib/index.js';
-//   export const libImplementation: OurImplementation = {
-//     name: 'dcl-native: dclS + pairL1Loss (rounding) + Adam',
-//     makeOurStep(batch, ctx) {
-//       const model = dclS({ codeDims: ctx.layout.n });
-//       model.loadStateDict(toLibStateDict(ctx.weights));
-//       let alpha = ctx.weights.alpha[0], beta = ctx.weights.beta[0], loss = NaN;
-//       const opt = new Adam(model.parameters(), { lr: 1e-4 });          // alpha, beta: lr 1e-3
-//       const x = new Tensor(ctx.x, [batch, 1, 64, 64]);
-//       const { pairs, labels, weights } = allPairs(ctx.labels);
-//       return {
-//         step() {
-//           // forward p = model.forward(x); s = 2^Q p; values = floor(s) (straight-through), signs = s;
-//           // r = pairL1Loss({ values, signs, pairs, labels, weights, alpha, beta }); backward 2^Q r.gradValues
-//           // into p; Adam step; loss = r.loss; alpha/beta from r.gradAlpha / r.gradBeta
-//         },
-//         lastLoss: () => loss,
-//         gradients: () => ...,   // WEIGHT_SHAPES names (map back through LIB_DCLS_NAMES) + alpha, beta
-//       };
-//     },
-//     makeOurEncoder(batch, ctx) { ... return { run() { /* encode to Int32 codes */ }, outputs: () => lastSigmoid }; },
-//   };
-//   export const OUR_IMPLEMENTATION: OurImplementation = libImplementation;
 export const libImplementation: OurImplementation = {
   name: 'dcl-native: DclS on the autograd layer, native pair loss (rounding, straight-through), AdamW',
   makeOurStep(batch, ctx) {
@@ -761,7 +486,7 @@ export async function trainSection(opts: TrainSectionOptions): Promise<Record<st
       await torch.command(`load ${dir}`);
       console.log(
         `PyTorch ${torchInfo.torch} (${PYTHON}), torch.set_num_threads(${torchInfo.threads}), channels-last, oneDNN ${torchInfo.mkldnn ? 'on' : 'off'}, ` +
-          `Adam lr ${torchInfo.lr} (alpha, beta ${torchInfo.lr_alpha_beta}); OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=SkylakeX MALLOC_CONF=${env.MALLOC_CONF} ` +
+          `Adam lr ${torchInfo.lr} (alpha, beta ${torchInfo.lr_alpha_beta}); OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=${env.OPENBLAS_CORETYPE} MALLOC_CONF=${env.MALLOC_CONF} ` +
           (env.LD_PRELOAD ? `LD_PRELOAD=${env.LD_PRELOAD} (jemalloc ${torchInfo.jemalloc ? 'loaded' : 'NOT loaded'})` : `(no jemalloc: ${JEMALLOC} missing)`) +
           (torchInfo.blas ? `; BLAS ${torchInfo.blas}` : ''),
       );

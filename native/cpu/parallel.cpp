@@ -1,6 +1,7 @@
 #include "dcl/parallel.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <cstdlib>
@@ -26,10 +27,26 @@ inline void cpu_relax() {
 #endif
 }
 
-// Spin this many rounds (a few tens of microseconds) before sleeping on a condition variable: a training step
-// or a batch-1 forward pass runs many short parallel regions back to back, and a futex wake costs
-// tens of microseconds each time.
-constexpr int kSpinRounds = 2000;
+// How long a worker spins waiting for the next region (and the caller for the workers) before
+// sleeping on a condition variable. A training step or a batch-1 forward pass runs many short
+// parallel regions separated by a little JavaScript (tens of microseconds), and waking a sleeping
+// thread costs 20-100 microseconds in a VM, more than many of those regions take. The spin is
+// bounded in time, not in PAUSE instructions, whose latency varies from a few cycles (AMD Zen) to
+// about 140 (Intel Skylake).
+constexpr std::chrono::microseconds kSpinTime{300};
+
+// Spins until done() or kSpinTime has passed; true when done() became true.
+template <class Done>
+bool spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return done();
+  }
+}
 
 class ThreadPool {
  public:
@@ -76,7 +93,7 @@ class ThreadPool {
     } catch (...) {
       caller_error = std::current_exception();
     }
-    for (int i = 0; i < kSpinRounds && pending_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
+    spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; });
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [this] { return pending_.load() == 0; });
     // An exception must never escape a worker thread (that would terminate the process): it is
@@ -90,10 +107,7 @@ class ThreadPool {
  private:
   void worker_loop(int index, uint64_t seen) {
     for (;;) {
-      for (int i = 0; i < kSpinRounds; ++i) {
-        if (generation_.load(std::memory_order_acquire) != seen || stopping_.load()) break;
-        cpu_relax();
-      }
+      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen || stopping_.load(); });
       Task task;
       {
         std::unique_lock<std::mutex> lock(mutex_);
