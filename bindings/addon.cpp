@@ -117,6 +117,19 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    dcl::set_conv_algorithm(dcl::parse_conv_algorithm(info[0].As<Napi::String>().Utf8Value()));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value ConvAlgorithm(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    return Napi::String::New(info.Env(), dcl::conv_algorithm_name(dcl::conv_algorithm()));
+  });
+}
+
 Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const auto& k = dcl::kernels_for(dcl::parse_isa(info[0].As<Napi::String>().Utf8Value()));
@@ -321,6 +334,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("capabilities", Napi::Function::New(env, Capabilities));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("setConvAlgorithm", Napi::Function::New(env, SetConvAlgorithm));
+  exports.Set("convAlgorithm", Napi::Function::New(env, ConvAlgorithm));
   exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
   exports.Set("conv2dForward", Napi::Function::New(env, Conv2dForward));
   exports.Set("conv2dBackwardInput", Napi::Function::New(env, Conv2dBackwardInput));

@@ -6,7 +6,8 @@ export type { DclErrorCode } from './errors.js';
 export { Tensor, CpuStorage } from './tensor.js';
 export type { Device, Storage, TensorLike } from './tensor.js';
 export { capabilities, setIsa, setThreads, withIsa, measureFmaPeak, ALL_ISAS } from './runtime.js';
-export type { Capabilities, Isa } from './runtime.js';
+export { setConvAlgorithm, convAlgorithm, ALL_CONV_ALGORITHMS } from './runtime.js';
+export type { Capabilities, Isa, ConvAlgorithm } from './runtime.js';
 export * as ops from './ops.js';
 export {
   conv2d,
@@ -26,7 +27,7 @@ export {
 } from './ops.js';
 export type { Conv2dOptions, Conv2dWeightGradOptions, Pool2dOptions } from './ops.js';
 
-// DCL_ISA / DCL_THREADS are read once, when the package is first imported.
+// DCL_ISA / DCL_THREADS / DCL_CONV_ALGO are read once, when the package is first imported.
 applyEnvironment();
 
 // Autograd, layers, optimisers and seeded random numbers.
@@ -77,3 +78,93 @@ export { Model, loadModel, loadModelSync, MODEL_FORMAT_VERSION } from './model.j
 export type { TrainMethod, Preprocessing, ModelInfo } from './model.js';
 export { syntheticFaces } from './synthetic.js';
 export type { SyntheticFaceOptions, SyntheticFaces } from './synthetic.js';
+
+// Images and data sets: decoding (sharp, PGM), preprocessing, augmentation, the data-set cache.
+export {
+  loadImages,
+  loadDataset,
+  decodeImage,
+  decodePgm,
+  augmentBatch,
+  scanFolderDataset,
+  readListFile,
+  resolvePreprocessing,
+  imageShape,
+  normalizeInPlace,
+  defaultCacheDir,
+  DEFAULT_PREPROCESSING,
+  LFW_PREPROCESSING,
+} from './images.js';
+export type {
+  ImagePreprocessing,
+  PreprocessingOptions,
+  ColorMode,
+  CropBox,
+  ImageBatch,
+  LoadImagesOptions,
+  LoadProgress,
+  LoadDatasetOptions,
+  LoadedDataset,
+  DatasetList,
+  SkippedImage,
+  AugmentOptions,
+  DecodedImage,
+  GrayImage,
+} from './images.js';
+
+// LFW protocol files and splits; verification metrics, the PCA baseline and SVG charts.
+export {
+  readLfwPairs,
+  readLfwDevPairs,
+  readLfwPeople,
+  readLfwDevPeople,
+  readLfwNames,
+  readLfwGender,
+  lfwImageFile,
+  lfwImagePath,
+  findLfw,
+  lfwView2Split,
+  lfwView1Split,
+  describeLfwSplit,
+  LFW_IMAGE_FOLDERS,
+} from './lfw.js';
+export type {
+  LfwPair,
+  LfwPairsView1,
+  LfwPairsView2,
+  LfwPerson,
+  LfwPeopleView2,
+  LfwPeopleList,
+  LfwGender,
+  LfwGenderLabel,
+  LfwLocation,
+  LfwImageSet,
+  LfwTrainSet,
+  LfwPairSet,
+  LfwSplit,
+} from './lfw.js';
+export {
+  verificationAccuracy,
+  bestThreshold,
+  tenFoldAccuracy,
+  foldedAccuracy,
+  rocCurve,
+  equalErrorRate,
+  symmetricEigen,
+  fitPca,
+  pcaProject,
+  pairDistances,
+  lineChartSvg,
+} from './eval.js';
+export type {
+  ThresholdResult,
+  FoldResult,
+  TenFoldResult,
+  RocCurve,
+  PcaMethod,
+  PcaModel,
+  PcaOptions,
+  FeatureMetric,
+  ChartSeries,
+  LineChartOptions,
+} from './eval.js';

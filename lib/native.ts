@@ -10,6 +10,9 @@ export interface NativeAddon {
   capabilities(): NativeCapabilities;
   setIsa(isa: string): void;
   setThreads(threads: number): void;
+  /** 'auto' | 'direct' | 'winograd': how the SIMD paths run 3x3, stride-1, padding-1 convolutions. */
+  setConvAlgorithm(algorithm: string): void;
+  convAlgorithm(): string;
   fmaPeak(isa: string, threads: number, seconds: number): number;
   /** conv shape: [N, Cin, H, W, Cout, KH, KW, SH, SW, PH, PW] */
   conv2dForward(x: Float32Array, w: Float32Array, b: Float32Array | null, y: Float32Array, shape: number[]): void;

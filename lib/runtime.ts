@@ -44,6 +44,28 @@ export function setThreads(threads: number): void {
   native.setThreads(positiveInteger(threads, 'threads', 256));
 }
 
+/**
+ * How the SIMD paths (avx2, avx512) compute 3x3, stride-1, padding-1 convolutions, forward and
+ * both gradients: 'winograd' uses Winograd F(2x2, 3x3) (2.25x fewer multiplications; float32
+ * results differ from the direct sum by a few rounding errors), 'direct' the direct convolution,
+ * 'auto' (the default) Winograd when the layer has at least 8 input and 8 output channels. The
+ * serial ISA always runs the direct convolution.
+ */
+export type ConvAlgorithm = 'auto' | 'direct' | 'winograd';
+export const ALL_CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['auto', 'direct', 'winograd'];
+
+/** Chooses the conv algorithm (process-wide; DCL_CONV_ALGO sets it at import). */
+export function setConvAlgorithm(algorithm: ConvAlgorithm): void {
+  if (typeof algorithm !== 'string' || !ALL_CONV_ALGORITHMS.includes(algorithm as ConvAlgorithm))
+    throw new DclError('E_ARG', `Expected one of ${ALL_CONV_ALGORITHMS.join(', ')} for algorithm but received ${describe(algorithm)}`);
+  native.setConvAlgorithm(algorithm);
+}
+
+/** The conv algorithm in use (see setConvAlgorithm). */
+export function convAlgorithm(): ConvAlgorithm {
+  return native.convAlgorithm() as ConvAlgorithm;
+}
+
 /** Runs `fn` with `isa` active, restoring the previous ISA afterwards (tests, benchmarks). */
 export function withIsa<T>(isa: Isa, fn: () => T): T {
   const previous = native.capabilities().isa as Isa;
@@ -67,7 +89,7 @@ export function measureFmaPeak(isa: Isa, threads: number, seconds = 0.25): numbe
   return native.fmaPeak(isa, threads, seconds);
 }
 
-/** Applies DCL_ISA and DCL_THREADS from the environment once, when the package is loaded. */
+/** Applies DCL_ISA, DCL_THREADS and DCL_CONV_ALGO from the environment once, when the package is loaded. */
 export function applyEnvironment(env: NodeJS.ProcessEnv = process.env): void {
   const isa = env.DCL_ISA;
   if (isa !== undefined && isa !== '') {
@@ -84,5 +106,11 @@ export function applyEnvironment(env: NodeJS.ProcessEnv = process.env): void {
     if (!/^\d+$/.test(threads) || !(n >= 1 && n <= 256))
       throw new DclError('E_ARG', `Expected an integer from 1 to 256 for DCL_THREADS but received '${threads}'`);
     native.setThreads(n);
+  }
+  const algorithm = env.DCL_CONV_ALGO;
+  if (algorithm !== undefined && algorithm !== '') {
+    if (!ALL_CONV_ALGORITHMS.includes(algorithm as ConvAlgorithm))
+      throw new DclError('E_ARG', `Expected one of ${ALL_CONV_ALGORITHMS.join(', ')} for DCL_CONV_ALGO but received '${algorithm}'`);
+    native.setConvAlgorithm(algorithm);
   }
 }

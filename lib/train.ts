@@ -32,6 +32,8 @@ import type { NamedArray } from './nn.js';
 import { AdamW, cosineSchedule, SGD, stepSchedule, warmupSchedule, constantSchedule } from './optim.js';
 import type { Schedule } from './optim.js';
 import { Rng } from './random.js';
+import { augmentBatch, imageShape, loadImages, resolvePreprocessing } from './images.js';
+import type { ImagePreprocessing, PreprocessingOptions } from './images.js';
 import { IdentityBatchSampler } from './sampling.js';
 import { Tensor } from './tensor.js';
 import { describe, knownKeys, plainObject } from './validate.js';
@@ -98,12 +100,25 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Run in a worker thread (default true); false runs on the calling thread and blocks it. */
   worker?: boolean;
+  /**
+   * How data.images were made (lib/images.ts); recorded in the model so that encode(model, files)
+   * repeats it. data.shape is then either the network size or the stored size (with a margin for
+   * augmentation, as loadDataset(..., { size: 'stored' }) returns): stored images are cut to the
+   * network size in every batch, at random with `augment`, else centred.
+   */
+  preprocessing?: PreprocessingOptions | ImagePreprocessing;
+  /**
+   * Random views of stored images per batch (augmentBatch): true for the defaults (mirror half of
+   * the images, shift within the stored margin, scale +-5%), or the options; false for centre
+   * crops. Default: true when data is stored with a margin, else false (there is nothing to crop).
+   */
+  augment?: boolean | { flip?: boolean; shift?: number; scale?: number };
 }
 
 const OPTION_KEYS = [
   'data', 'layout', 'method', 'alpha', 'beta', 'learnAlphaBeta', 'alphaBetaLearningRate', 'omega', 'epochs', 'steps',
   'identitiesPerBatch', 'imagesPerIdentity', 'singlesPerBatch', 'optimizer', 'learningRate', 'momentum', 'weightDecay',
-  'schedule', 'warmupSteps', 'seed', 'network', 'onProgress', 'progressEvery', 'signal', 'worker',
+  'schedule', 'warmupSteps', 'seed', 'network', 'onProgress', 'progressEvery', 'signal', 'worker', 'preprocessing', 'augment',
 ] as const;
 
 function num(value: unknown, name: string, fallback: number, lo: number, hi: number, integer = false): number {
@@ -136,6 +151,10 @@ export interface TrainSettings {
   seed: number;
   network: { channels?: number[]; kernels?: number[]; hidden?: number };
   progressEvery: number;
+  /** The image pipeline, or null for arrays made by the caller (the network takes data.shape). */
+  preprocessing: ImagePreprocessing | null;
+  /** Random views per batch, or null (centre crops of stored images, or the images as they are). */
+  augment: { flip: boolean; shift: number; scale: number } | null;
 }
 
 function checkData(value: unknown): TrainData {
@@ -203,7 +222,37 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     seed: num(o.seed, 'options.seed', 1, 0, 2 ** 32 - 1, true),
     network: network as TrainSettings['network'],
     progressEvery: num(o.progressEvery, 'options.progressEvery', 10, 1, 1e9, true),
+    preprocessing: null,
+    augment: null,
   };
+  if (o.preprocessing !== undefined) {
+    const pre = resolvePreprocessing(o.preprocessing as PreprocessingOptions, 'options.preprocessing');
+    const stored = imageShape(pre, 'stored');
+    const same = (a: readonly number[], b: readonly number[]) => a.every((v, k) => v === b[k]);
+    if (!same(data.shape, pre.inputShape) && !same(data.shape, stored))
+      throw new DclError(
+        'E_SHAPE',
+        `Expected options.data.shape to be the network size [${pre.inputShape.join(', ')}] or the stored size [${stored.join(', ')}] of options.preprocessing but received [${data.shape.join(', ')}]`,
+      );
+    settings.preprocessing = pre;
+    const margin = !same(data.shape, pre.inputShape);
+    const a = o.augment ?? margin;
+    if (a !== false) {
+      const given = a === true ? {} : plainObject(a, 'options.augment');
+      knownKeys(given, ['flip', 'shift', 'scale'], 'options.augment');
+      if (given.flip !== undefined && typeof given.flip !== 'boolean')
+        throw new DclError('E_ARG', `Expected a boolean for options.augment.flip but received ${describe(given.flip)}`);
+      const room = Math.min(Math.floor((data.shape[1] - pre.inputShape[1]) / 2), Math.floor((data.shape[2] - pre.inputShape[2]) / 2));
+      settings.augment = {
+        flip: (given.flip as boolean | undefined) ?? true,
+        shift: num(given.shift, 'options.augment.shift', room, 0, room, true),
+        scale: num(given.scale, 'options.augment.scale', margin ? 0.05 : 0, 0, 0.5),
+      };
+      if (settings.augment.scale > 0 && !margin)
+        throw new DclError('E_ARG', 'Expected options.augment.scale 0 for images stored at the network size (no margin to scale into) but received ' + settings.augment.scale);
+    }
+  } else if (o.augment !== undefined && o.augment !== false)
+    throw new DclError('E_ARG', 'Expected options.preprocessing (which says how images are stored) with options.augment but received none');
   return { data, settings };
 }
 
@@ -265,18 +314,21 @@ export function batchLoss(
  * weights are rescaled (and its bias set) so that its pre-sigmoid value has mean 0 and standard
  * deviation 1 over up to 256 training images: outputs then spread over (0.15, 0.85) around 0.5.
  */
-export function calibrateOutputLayer(network: DclS, data: TrainData, seed: number): void {
+export function calibrateOutputLayer(
+  network: DclS,
+  data: TrainData,
+  seed: number,
+  view: (indices: Int32Array) => Float32Array = (indices) => gatherImages(data, indices),
+): void {
   const layers = network.classifier.children().map(([, m]) => m);
   const last = layers[layers.length - 2];
   if (!(last instanceof Linear) || last.bias === null) return;
-  const [c, h, w] = data.shape;
-  const per = c * h * w;
+  const [c, h, w] = network.config.inputShape;
   const total = data.labels.length;
   const count = Math.min(256, total);
   const rng = new Rng(seed ^ 0x5eed);
   const pick = rng.sample(total, count);
-  const images = new Float32Array(count * per);
-  pick.forEach((index, i) => images.set(data.images.subarray(index * per, (index + 1) * per), i * per));
+  const images = view(pick);
   const hidden = noGrad(() => {
     let v = network.flatten.forward(network.features.forward(new Var(new Tensor(images, [count, c, h, w]))));
     for (const m of layers.slice(0, -2)) v = m.forward(v);
@@ -301,6 +353,14 @@ export function calibrateOutputLayer(network: DclS, data: TrainData, seed: numbe
     for (let i = 0; i < inF; i++) weight[j * inF + i] *= k;
     bias[j] = (bias[j] - mean) * k;
   }
+}
+
+/** The images at `indices`, as they are stored, one after another. */
+function gatherImages(data: TrainData, indices: ArrayLike<number>, out?: Float32Array): Float32Array {
+  const per = data.shape[0] * data.shape[1] * data.shape[2];
+  const images = out ?? new Float32Array(indices.length * per);
+  for (let i = 0; i < indices.length; i++) images.set(data.images.subarray(indices[i] * per, (indices[i] + 1) * per), i * per);
+  return images;
 }
 
 /** Adam for a few scalars in float64 (alpha and beta of the pair loss). */
@@ -343,7 +403,22 @@ export function trainLoop(
 ): TrainResult {
   const layout = parseLayout(settings.layout);
   const rng = new Rng(settings.seed);
-  const network = new DclS({ codeDims: layout.n, inputShape: data.shape, seed: settings.seed, ...settings.network });
+  const pre = settings.preprocessing;
+  const inputShape = pre ? pre.inputShape : data.shape;
+  const stored = { images: data.images, shape: data.shape, count: data.labels.length };
+  const cropped = pre !== null && inputShape.some((v, k) => v !== data.shape[k]);
+  // Draws for the random views come from their own generator, so that the batches (and the
+  // weights) are the same with and without augmentation.
+  const viewRng = new Rng(settings.seed ^ 0xa5a5a5);
+  const centre = { flip: false, shift: 0, scale: 0 };
+  const view = (indices: Int32Array, random: boolean, out?: Float32Array): Float32Array => {
+    if (!pre || (!cropped && !(random && settings.augment))) return gatherImages(data, indices, out);
+    const a = random && settings.augment ? settings.augment : centre;
+    const images = augmentBatch(stored, pre, { rng: viewRng, indices, ...a }).images;
+    if (out) out.set(images);
+    return out ?? images;
+  };
+  const network = new DclS({ codeDims: layout.n, inputShape, seed: settings.seed, ...settings.network });
   const sampler = new IdentityBatchSampler(data.labels, settings.identitiesPerBatch, settings.imagesPerIdentity, settings.singlesPerBatch, rng);
   if (sampler.identitiesWithPairs < 2)
     throw new DclError('E_ARG', `Expected at least 2 people with 2 or more images each in options.data.labels but received ${sampler.identitiesWithPairs}`);
@@ -354,7 +429,7 @@ export function trainLoop(
   if (settings.schedule === 'cosine') schedule = cosineSchedule({ totalSteps: total, warmupSteps: warmup });
   else if (settings.schedule === 'step') schedule = stepSchedule({ stepSize: Math.max(1, Math.floor(total / 3)), gamma: 0.1 });
   else schedule = warmup > 0 ? warmupSchedule(warmup) : constantSchedule();
-  calibrateOutputLayer(network, data, settings.seed);
+  calibrateOutputLayer(network, data, settings.seed, (indices) => view(indices, false));
   const params = network.parameters();
   const optimizer =
     settings.optimizer === 'sgd'
@@ -363,9 +438,10 @@ export function trainLoop(
   // alpha and beta: two scalars with their own Adam (alpha kept positive through its logarithm).
   const scalars = new ScalarAdam([Math.log(settings.alpha), settings.beta], settings.alphaBetaLearningRate);
 
-  const [c, h, w] = data.shape;
+  const [c, h, w] = inputShape;
   const per = c * h * w;
-  const maxBatch = sampler.next().images.length;
+  // Batches vary in size (people with fewer than K images give fewer): room for the largest.
+  const maxBatch = settings.identitiesPerBatch * settings.imagesPerIdentity + settings.singlesPerBatch;
   const batchImages = new Float32Array(maxBatch * per);
   let lastLoss = Number.NaN;
   let windowStart = performance.now();
@@ -374,7 +450,7 @@ export function trainLoop(
     if (shouldStop()) throw new DclError('E_ABORTED', `Training was aborted after ${step} of ${total} steps`);
     const batch = sampler.next();
     const count = batch.images.length;
-    for (let i = 0; i < count; i++) batchImages.set(data.images.subarray(batch.images[i] * per, (batch.images[i] + 1) * per), i * per);
+    view(batch.images, true, batchImages.subarray(0, count * per));
     const x = new Var(new Tensor(batchImages.subarray(0, count * per), [count, c, h, w]));
     const out = network.forward(x);
     const p = out.data;
@@ -412,7 +488,7 @@ export function trainLoop(
     steps: total,
     finalLoss: lastLoss,
     settings,
-    inputShape: data.shape,
+    inputShape,
   };
 }
 
@@ -425,7 +501,7 @@ function modelFrom(result: TrainResult): Model {
     method: result.settings.method,
     alpha: result.alpha,
     beta: result.beta,
-    preprocessing: { inputShape: result.inputShape, normalize: 'none' },
+    preprocessing: result.settings.preprocessing ?? { inputShape: result.inputShape, normalize: 'none' },
     training: { ...result.settings, steps: result.steps, finalLoss: result.finalLoss, libraryVersion: LIBRARY_VERSION },
   });
 }
@@ -502,51 +578,100 @@ if (!isMainThread && (workerData as { kind?: string } | null)?.kind === 'dcl-tra
 }
 
 export interface EncodeInput {
+  /** N images of `shape`: the network size, or the stored size of the model's preprocessing (centre-cropped). */
   images: Float32Array;
   shape: [number, number, number];
 }
 
+/** Image files (paths) or encoded images (Buffers / Uint8Arrays), decoded as the model's preprocessing says. */
+export type EncodeSources = readonly (string | Uint8Array)[];
+
+export interface EncodeOptions {
+  /** Images per forward pass (default 64). */
+  batchSize?: number;
+  /** Stops between batches; the promise rejects with DclError E_ABORTED. */
+  signal?: AbortSignal;
+}
+
 /**
- * Codes of images: one int32 per image (dimension i of the layout in bits [iQ, (i+1)Q)). Works
- * in batches of options.batchSize (default 64), yielding to the event loop between batches.
+ * Codes of images: one int32 per image (dimension i of the layout in bits [iQ, (i+1)Q)). Input is
+ * arrays ({ images, shape }) or image files / Buffers, which are decoded and preprocessed as the
+ * model was trained (lib/images.ts; off the event loop). Works in batches of options.batchSize,
+ * yielding to the event loop between batches.
  */
-export async function encode(model: Model, input: EncodeInput, options: { batchSize?: number } = {}): Promise<Int32Array> {
-  const { images, count, per, batchSize } = checkEncode(model, input, options);
+export async function encode(model: Model, input: EncodeInput | EncodeSources, options: EncodeOptions = {}): Promise<Int32Array> {
+  if (Array.isArray(input)) {
+    if (!(model instanceof Model)) throw new DclError('E_ARG', `Expected a Model for model but received ${describe(model)}`);
+    const pre = modelImagePreprocessing(model);
+    const o = plainObject(options, 'options');
+    const decoded = await loadImages(input as EncodeSources, pre, { size: 'network', signal: o.signal as AbortSignal | undefined });
+    input = { images: decoded.images, shape: decoded.shape };
+  }
+  const { images, count, per, batchSize, signal, crop } = checkEncode(model, input as EncodeInput, options);
   const out = new Int32Array(count);
   for (let start = 0; start < count; start += batchSize) {
+    if (signal?.aborted) throw new DclError('E_ABORTED', `Encoding was aborted after ${start} of ${count} images`);
     const n = Math.min(batchSize, count - start);
-    out.set(model.codesOf(images.subarray(start * per, (start + n) * per), n), start);
+    out.set(model.codesOf(crop(images, start, n), n), start);
     if (start + n < count) await new Promise((resolve) => setImmediate(resolve));
   }
   return out;
 }
 
-/** encode on the calling thread in one go. */
+/** The model's image pipeline, or a DclError when it was trained on arrays made by the caller. */
+export function modelImagePreprocessing(model: Model): ImagePreprocessing {
+  const p = model.preprocessing as Partial<ImagePreprocessing>;
+  if (typeof p.color !== 'string')
+    throw new DclError(
+      'E_ARG',
+      "Expected a model trained on images (its preprocessing says how to decode them) but this one was trained on arrays made by the caller: encode { images, shape } prepared the same way instead",
+    );
+  return resolvePreprocessing(p as ImagePreprocessing, 'model.preprocessing');
+}
+
+/** encode of arrays on the calling thread in one go. */
 export function encodeSync(model: Model, input: EncodeInput, options: { batchSize?: number } = {}): Int32Array {
-  const { images, count, per, batchSize } = checkEncode(model, input, options);
+  const { images, count, batchSize, crop } = checkEncode(model, input, options);
   const out = new Int32Array(count);
   for (let start = 0; start < count; start += batchSize) {
     const n = Math.min(batchSize, count - start);
-    out.set(model.codesOf(images.subarray(start * per, (start + n) * per), n), start);
+    out.set(model.codesOf(crop(images, start, n), n), start);
   }
   return out;
 }
 
-function checkEncode(model: Model, input: EncodeInput, options: { batchSize?: number }) {
+function checkEncode(model: Model, input: EncodeInput, options: EncodeOptions) {
   if (!(model instanceof Model)) throw new DclError('E_ARG', `Expected a Model for model but received ${describe(model)}`);
   const i = plainObject(input, 'input');
   // A training set ({ images, labels, shape }) can be encoded as it is: labels are ignored.
   knownKeys(i, ['images', 'shape', 'labels'], 'input');
   if (!(i.images instanceof Float32Array)) throw new DclError('E_ARG', `Expected a Float32Array for input.images but received ${describe(i.images)}`);
   const expected = model.architecture.inputShape;
-  const shape = i.shape;
-  if (!Array.isArray(shape) || shape.length !== 3 || shape.some((d, k) => d !== expected[k]))
-    throw new DclError('E_SHAPE', `Expected [${expected.join(', ')}] (the model's input) for input.shape but received ${describe(shape)}`);
   const per = expected[0] * expected[1] * expected[2];
-  if (i.images.length % per !== 0)
-    throw new DclError('E_SHAPE', `Expected a multiple of ${per} values (whole images) for input.images but received ${i.images.length}`);
+  const shape = i.shape;
+  const same = (a: readonly number[]) => Array.isArray(shape) && shape.length === 3 && shape.every((d, k) => d === a[k]);
+  // Images stored with a margin (as for training with augmentation) are centre-cropped.
+  let stored: [number, number, number] | null = null;
+  const p = model.preprocessing as Partial<ImagePreprocessing>;
+  if (typeof p.color === 'string') {
+    const s = imageShape(modelImagePreprocessing(model), 'stored');
+    if (!same(expected) && same(s)) stored = s;
+  }
+  if (!same(expected) && stored === null)
+    throw new DclError('E_SHAPE', `Expected [${expected.join(', ')}] (the model's input) for input.shape but received ${describe(shape)}`);
+  const inPer = stored ? stored[0] * stored[1] * stored[2] : per;
+  if (i.images.length % inPer !== 0)
+    throw new DclError('E_SHAPE', `Expected a multiple of ${inPer} values (whole images) for input.images but received ${i.images.length}`);
   const o = plainObject(options, 'options');
-  knownKeys(o, ['batchSize'], 'options');
+  knownKeys(o, ['batchSize', 'signal'], 'options');
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new DclError('E_ARG', `Expected an AbortSignal for options.signal but received ${describe(o.signal)}`);
   const batchSize = num(o.batchSize, 'options.batchSize', 64, 1, 65536, true);
-  return { images: i.images, count: i.images.length / per, per, batchSize };
+  const count = i.images.length / inPer;
+  const crop = (images: Float32Array, start: number, n: number): Float32Array => {
+    if (stored === null) return images.subarray(start * per, (start + n) * per);
+    const pre = modelImagePreprocessing(model);
+    const batch = { images: images.subarray(start * inPer, (start + n) * inPer), shape: stored, count: n };
+    return augmentBatch(batch, pre, { flip: false, shift: 0, scale: 0 }).images;
+  };
+  return { images: i.images, count, per, batchSize, signal: o.signal as AbortSignal | undefined, crop };
 }

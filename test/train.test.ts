@@ -11,6 +11,8 @@ import { encode, encodeSync, train, trainSync } from '../lib/train.js';
 import type { TrainOptions, TrainProgress } from '../lib/train.js';
 import { syntheticFaces } from '../lib/synthetic.js';
 import { codeDistance } from '../lib/codes.js';
+import { augmentBatch, loadImages, resolvePreprocessing } from '../lib/images.js';
+import sharp from 'sharp';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcl-train-'));
 const data = syntheticFaces({ identities: 12, imagesPerIdentity: 4, size: 32, seed: 11, noise: 0.05 });
@@ -189,6 +191,77 @@ test('bad training and encode arguments give DclError with the argument named', 
     assert.unreachable('expected E_ARG');
   } catch (e) {
     assert.is((e as DclError).code, 'E_ARG');
+  }
+});
+
+test('people with fewer images than K give smaller batches, and training takes them', () => {
+  // Person k keeps 2 + k % 3 of its 4 images: batch sizes vary from step to step.
+  const keep: number[] = [];
+  for (let i = 0; i < data.labels.length; i++) if (i % 4 < 2 + (data.labels[i] % 3)) keep.push(i);
+  const per = 32 * 32;
+  const images = new Float32Array(keep.length * per);
+  keep.forEach((k, j) => images.set(data.images.subarray(k * per, (k + 1) * per), j * per));
+  const labels = Int32Array.from(keep, (k) => data.labels[k]);
+  const model = trainSync({ ...options({ steps: 12, identitiesPerBatch: 4 }), data: { images, labels, shape: data.shape } });
+  assert.is(encodeSync(model, { images, shape: data.shape }).length, keep.length);
+});
+
+test('stored images with a margin: augmentation trains, encode centre-crops, preprocessing is recorded', async () => {
+  // 36x36 stored images for a 32x32 network (2 pixels of margin each way).
+  const stored = syntheticFaces({ identities: 12, imagesPerIdentity: 4, size: 36, seed: 11, noise: 0.05 });
+  const pre = resolvePreprocessing({ size: 32, storedSize: 36 });
+  const base = { ...options({ steps: 30 }), data: stored, preprocessing: pre };
+  const a = trainSync(base);
+  const b = trainSync(base);
+  assert.equal(encodeSync(a, stored), encodeSync(b, stored), 'augmentation is seeded: same model twice');
+  assert.is(a.architecture.inputShape.join(), '1,32,32');
+  assert.equal(a.preprocessing, pre);
+  const plain = trainSync({ ...base, augment: false });
+  assert.not.equal(encodeSync(plain, stored), encodeSync(a, stored), 'augment: false gives another model');
+  // Centre crops by hand encode to the same codes as the stored images.
+  const centre = augmentBatch({ images: stored.images, shape: stored.shape, count: stored.labels.length }, pre, { flip: false, shift: 0, scale: 0 });
+  assert.equal(encodeSync(a, { images: centre.images, shape: centre.shape }), encodeSync(a, stored));
+  // The model file keeps the preprocessing.
+  const file = path.join(dir, 'stored.safetensors');
+  a.saveSync(file);
+  assert.equal(loadModelSync(file).preprocessing, pre);
+  expectCode(() => trainSync({ ...base, preprocessing: resolvePreprocessing({ size: 30, storedSize: 34 }) }), 'E_SHAPE', /options.data.shape/);
+  expectCode(() => trainSync({ ...options({}), augment: true }), 'E_ARG', /options.preprocessing/);
+  expectCode(() => trainSync({ ...base, augment: { shift: 9 } }), 'E_ARG', /options.augment.shift/);
+});
+
+test('encode(model, files) decodes as the model was trained and matches encoding the arrays', async () => {
+  const files: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    const raw = new Uint8Array(40 * 40);
+    for (let k = 0; k < raw.length; k++) raw[k] = (k * (7 + i) + i * 31) % 251;
+    const file = path.join(dir, `face${i}.png`);
+    await sharp(raw, { raw: { width: 40, height: 40, channels: 1 } }).png().toFile(file);
+    files.push(file);
+  }
+  const pre = resolvePreprocessing({ size: 32 });
+  const decoded = await loadImages(files, pre);
+  const labels = Int32Array.from([0, 0, 1, 1, 2, 2]);
+  const model = trainSync({ ...options({ steps: 3, identitiesPerBatch: 3, imagesPerIdentity: 2 }), data: { images: decoded.images, labels, shape: decoded.shape }, preprocessing: pre });
+  const fromFiles = await encode(model, files);
+  const fromBuffers = await encode(model, files.map((f) => fs.readFileSync(f)));
+  assert.equal(fromFiles, encodeSync(model, { images: decoded.images, shape: decoded.shape }));
+  assert.equal(fromBuffers, fromFiles);
+  try {
+    await encode(model, [path.join(dir, 'missing.png')]);
+    assert.unreachable('expected E_IO');
+  } catch (e) {
+    assert.is((e as DclError).code, 'E_IO');
+    assert.match((e as DclError).message, /missing\.png/);
+  }
+  // A model trained on caller-made arrays cannot guess how to decode files.
+  const arrays = trainSync(options({ steps: 1 }));
+  try {
+    await encode(arrays, files);
+    assert.unreachable('expected E_ARG');
+  } catch (e) {
+    assert.is((e as DclError).code, 'E_ARG');
+    assert.match((e as DclError).message, /trained on arrays/);
   }
 });
 

@@ -5,6 +5,7 @@
 
 #include "dcl/parallel.h"
 #include "ops.h"
+#include "winograd.h"
 
 namespace dcl {
 namespace avx2 {

@@ -8,6 +8,7 @@
 
 #include "dcl/parallel.h"
 #include "ops.h"
+#include "winograd.h"
 
 namespace dcl {
 namespace avx512 {

@@ -21,6 +21,8 @@
 // output channels are padded to a multiple of W (zero weights) so no tile needs a masked tail.
 // Weight panels, like the thread pool, are reused between calls (thread_scratch), so a training
 // step does not allocate.
+// 3x3, stride-1, padding-1 layers go to the Winograd kernels (winograd_simd.inl) instead when
+// winograd_applies() says so (the conv algorithm setting, dcl/cpu.h).
 
 namespace {
 
@@ -404,6 +406,7 @@ ImageConv forward_geometry(const Conv2dShape& s, int64_t out_channels) {
 }  // namespace
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
+  if (winograd_applies(s)) return winograd_conv2d_forward(s, x, w, b, y);
   if (s.kernel_h * s.kernel_w > kMaxTaps) return serial::conv2d_forward(s, x, w, b, y);
   const ImageConv g = forward_geometry(s, s.out_channels);
   const int64_t taps = g.taps(), cin = s.in_channels, cout = s.out_channels;
@@ -438,6 +441,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
 }
 
 void conv2d_backward_input(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  if (winograd_applies(s)) return winograd_conv2d_backward_input(s, dy, w, dx);
   if (s.kernel_h * s.kernel_w > kMaxTaps) return serial::conv2d_backward_input(s, dy, w, dx);
   // dx is a stride-1 convolution of dy, dilated by the stride and padded by (k - 1 - pad) on the
   // top/left and enough on the bottom/right to give H x W outputs, with the flipped kernel.
@@ -507,6 +511,7 @@ void conv2d_backward_input(const Conv2dShape& s, const float* dy, const float* w
 
 void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw,
                             float* db) {
+  if (winograd_applies(s)) return winograd_conv2d_backward_weight(s, x, dy, dw, db);
   if (s.kernel_h * s.kernel_w > kMaxTaps) return serial::conv2d_backward_weight(s, x, dy, dw, db);
   const ImageConv g = forward_geometry(s, s.out_channels);
   const int64_t taps = g.taps(), cin = s.in_channels, cout = s.out_channels;

@@ -2,11 +2,13 @@
 // promise to save the wider registers on a context switch: a CPU with AVX-512 under an OS (or
 // hypervisor) that does not enable its state must not run AVX-512 code.
 #include <cpuid.h>
+#include <unistd.h>
 
 #include <atomic>
 
 #include "dcl/cpu.h"
 #include "ops.h"
+#include "winograd.h"
 
 namespace dcl {
 namespace {
@@ -61,6 +63,7 @@ const CpuKernels kAvx2 = DCL_TABLE(avx2);
 const CpuKernels kAvx512 = DCL_TABLE(avx512);
 
 std::atomic<int> g_active{-1};
+std::atomic<int> g_conv_algorithm{static_cast<int>(ConvAlgorithm::automatic)};
 
 }  // namespace
 
@@ -120,5 +123,46 @@ const CpuKernels& kernels_for(Isa isa) {
 }
 
 const CpuKernels& kernels() { return kernels_for(active_isa()); }
+
+const char* conv_algorithm_name(ConvAlgorithm algorithm) {
+  switch (algorithm) {
+    case ConvAlgorithm::automatic: return "auto";
+    case ConvAlgorithm::direct: return "direct";
+    case ConvAlgorithm::winograd: return "winograd";
+  }
+  return "unknown";
+}
+
+ConvAlgorithm parse_conv_algorithm(const std::string& name) {
+  if (name == "auto") return ConvAlgorithm::automatic;
+  if (name == "direct") return ConvAlgorithm::direct;
+  if (name == "winograd") return ConvAlgorithm::winograd;
+  throw Error("E_ARG", "Expected one of auto, direct, winograd for conv algorithm but received '" + name + "'");
+}
+
+ConvAlgorithm conv_algorithm() { return static_cast<ConvAlgorithm>(g_conv_algorithm.load()); }
+
+void set_conv_algorithm(ConvAlgorithm algorithm) { g_conv_algorithm.store(static_cast<int>(algorithm)); }
+
+bool winograd_applies(const Conv2dShape& s) {
+  if (s.kernel_h != 3 || s.kernel_w != 3 || s.stride_h != 1 || s.stride_w != 1 || s.pad_h != 1 ||
+      s.pad_w != 1)
+    return false;
+  switch (conv_algorithm()) {
+    case ConvAlgorithm::direct: return false;
+    case ConvAlgorithm::winograd: return true;
+    // Below 8 channels the 16 GEMMs are too thin to win back the transforms.
+    default: return s.in_channels >= 8 && s.out_channels >= 8;
+  }
+}
+
+int64_t l2_cache_bytes() {
+  static const int64_t bytes = [] {
+    const long v = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    // Some kernels / containers report 0 or -1: assume the smallest L2 we tune for.
+    return v >= (64 << 10) && v <= (64 << 20) ? static_cast<int64_t>(v) : int64_t(512) << 10;
+  }();
+  return bytes;
+}
 
 }  // namespace dcl

@@ -28,4 +28,14 @@ void set_active_isa(Isa isa);
 const CpuKernels& kernels_for(Isa isa);
 const CpuKernels& kernels();
 
+// How the SIMD paths compute 3x3, stride-1, padding-1 convolutions (process-wide; serial always
+// runs the direct convolution): automatic = Winograd F(2x2, 3x3) when the layer has at least 8
+// input and 8 output channels, direct = never Winograd, winograd = Winograd for every such layer.
+enum class ConvAlgorithm { automatic = 0, direct = 1, winograd = 2 };
+const char* conv_algorithm_name(ConvAlgorithm algorithm);  // "auto" | "direct" | "winograd"
+// Parses those names; throws dcl::Error("E_ARG") on anything else.
+ConvAlgorithm parse_conv_algorithm(const std::string& name);
+ConvAlgorithm conv_algorithm();
+void set_conv_algorithm(ConvAlgorithm algorithm);
+
 }  // namespace dcl

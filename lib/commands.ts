@@ -1,0 +1,371 @@
+// The commands of the `dcl` tool (lib/cli.ts runs them). Each one validates nothing itself beyond
+// option types: the library's functions check their arguments and throw DclErrors.
+import fs from 'node:fs';
+import path from 'node:path';
+import { commandHelp, pct, UsageError, writeFileEnsuringDir } from './cli.js';
+import type { CommandContext, CommandSpec } from './cli.js';
+import { codeDistances } from './codes.js';
+import { codeReport, runDemo } from './demo.js';
+import type { DemoReport } from './demo.js';
+import { foldedAccuracy } from './eval.js';
+import { DEFAULT_PREPROCESSING, LFW_PREPROCESSING, loadDataset, loadImages, resolvePreprocessing, scanFolderDataset } from './images.js';
+import type { ImagePreprocessing, LoadedDataset } from './images.js';
+import { findLfw, lfwView1Split, lfwView2Split } from './lfw.js';
+import type { LfwImageSet, LfwSplit } from './lfw.js';
+import { loadModel } from './model.js';
+import { REPRODUCE_ROWS, reproduce } from './reproduce.js';
+import { encode, train } from './train.js';
+import type { TrainMethod } from './model.js';
+import type { TrainProgress } from './train.js';
+
+const str = (ctx: CommandContext, name: string, fallback: string): string => (ctx.options[name] as string | undefined) ?? fallback;
+const int = (ctx: CommandContext, name: string, fallback: number): number => (ctx.options[name] as number | undefined) ?? fallback;
+
+function trainProgress(ctx: CommandContext, label: string) {
+  return (p: TrainProgress) =>
+    ctx.out.progress(
+      `${label} step ${p.step}/${p.totalSteps} (epoch ${p.epoch})  loss ${p.loss.toFixed(4)}  ${p.imagesPerSecond.toFixed(0)} img/s`,
+    );
+}
+
+function noPositional(ctx: CommandContext, c: CommandSpec): void {
+  if (ctx.positional.length) throw new UsageError(`unexpected argument '${ctx.positional[0]}'\n${commandHelp(c)}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// dcl demo
+
+function demoMarkdown(r: DemoReport): string {
+  const t = r.test;
+  return [
+    '# dcl demo report',
+    '',
+    `Generated faces: ${r.data.identities} people x ${r.data.imagesPerIdentity} images (64x64 grey); trained on ${r.data.trainIdentities} people, tested on the other ${r.data.testIdentities}, never seen in training.`,
+    `Code: ${r.layout} (${r.method}); ${r.training.steps} steps in ${r.training.seconds.toFixed(1)} s (${r.training.imagesPerSecond.toFixed(0)} img/s), final batch loss ${r.training.finalLoss.toFixed(4)}.`,
+    '',
+    '| measure | value |',
+    '| --- | --- |',
+    `| verification accuracy, 10 folds (mean +- std) | ${pct(t.accuracy.mean)} +- ${pct(t.accuracy.std)} |`,
+    `| area under the ROC curve | ${t.auc.toFixed(3)} |`,
+    `| pairs (same / different) | ${t.pairs.same} / ${t.pairs.different} |`,
+    `| test faces / occupied bins | ${t.bins.images} / ${t.bins.occupied} |`,
+    `| faces in the fullest bin | ${t.bins.largest} |`,
+    `| faces sharing a bin with another person | ${pct(t.bins.sharedWithOthers)} |`,
+    '',
+    'Chance is 50% (as many same-person pairs as different-person pairs).',
+    '',
+  ].join('\n');
+}
+
+const demo: CommandSpec = {
+  name: 'demo',
+  summary: 'train on generated faces for about a minute, then verify people it never saw',
+  options: {
+    layout: { type: 'string', help: 'code layout nxQ', default: '8x4', value: 'NxQ' },
+    method: { type: 'string', help: "'rounding', 'dp' (32x1 only), 'std' or 'float'", default: 'rounding', value: 'NAME' },
+    steps: { type: 'int', help: 'training steps', default: 260, value: 'N' },
+    identities: { type: 'int', help: 'generated people (a sixth are held out for testing)', default: 240, value: 'N' },
+    seed: { type: 'int', help: 'seed of the faces, the weights and the batches', default: 1, value: 'N' },
+    out: { type: 'string', help: 'folder for the report (report.md, report.json) and the model', default: 'dcl-demo', value: 'DIR' },
+  },
+  details:
+    'Nothing is downloaded: the faces are generated in code (per-person face geometry and shading, per-image\n' +
+    'pose, lighting, expression and noise).',
+  async run(ctx) {
+    noPositional(ctx, this);
+    const outDir = str(ctx, 'out', 'dcl-demo');
+    ctx.out.note('dcl demo: generating faces and training a small DCL-S model (about a minute on 2 cores)...');
+    const report = await runDemo({
+      layout: str(ctx, 'layout', '8x4'),
+      method: str(ctx, 'method', 'rounding') as TrainMethod,
+      steps: int(ctx, 'steps', 260),
+      identities: int(ctx, 'identities', 240),
+      seed: int(ctx, 'seed', 1),
+      onProgress: trainProgress(ctx, 'training'),
+      signal: ctx.signal,
+    });
+    ctx.out.endProgress();
+    const md = demoMarkdown(report);
+    ctx.out.print(md);
+    writeFileEnsuringDir(path.join(outDir, 'report.md'), md);
+    const { model, ...json } = report;
+    writeFileEnsuringDir(path.join(outDir, 'report.json'), JSON.stringify(json, null, 2) + '\n');
+    await model.save(path.join(outDir, 'model.safetensors'));
+    ctx.out.note(`report and model written to ${outDir}/ (report.md, report.json, model.safetensors)`);
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Shared pieces: data sets from the command line
+
+const cacheOptions = {
+  cache: { type: 'string', help: 'folder for the decoded-image cache (default: $DCL_CACHE_DIR or ~/.cache/dcl-native)', value: 'DIR' },
+  'no-cache': { type: 'boolean', help: 'decode every image again, write no cache' },
+} as const;
+
+function cacheOf(ctx: CommandContext): boolean | string {
+  if (ctx.options['no-cache']) return false;
+  return (ctx.options.cache as string | undefined) ?? true;
+}
+
+function loadProgress(ctx: CommandContext, what: string) {
+  return (p: { done: number; total: number; skipped: number }) =>
+    ctx.out.progress(`${what}: ${p.done}/${p.total} images${p.skipped ? `, ${p.skipped} skipped` : ''}`);
+}
+
+async function loadSet(ctx: CommandContext, set: LfwImageSet, pre: ImagePreprocessing, what: string, size: 'network' | 'stored'): Promise<LoadedDataset> {
+  const data = await loadDataset({ files: set.paths, labels: set.labels, names: set.people }, pre, {
+    size,
+    cache: cacheOf(ctx),
+    signal: ctx.signal,
+    onProgress: loadProgress(ctx, what),
+    onWarning: (m) => ctx.out.note(`warning: ${m}`),
+  });
+  ctx.out.endProgress();
+  return data;
+}
+
+/** --protocol view1 | fold:K (K in 0..9) -> an LFW split. */
+function lfwSplit(ctx: CommandContext, protocol: string): LfwSplit {
+  const where = findLfw(str(ctx, 'lfw', ''), ctx.options.images ? { images: ctx.options.images as string } : undefined);
+  if (protocol === 'view1') return lfwView1Split(where);
+  const m = /^fold:(\d+)$/.exec(protocol);
+  if (!m) throw new UsageError(`--protocol must be view1 or fold:K (K from 0 to 9), not '${protocol}'`);
+  return lfwView2Split(where, Number(m[1]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// dcl train
+
+const trainCommand: CommandSpec = {
+  name: 'train',
+  summary: 'train a code model on a folder of faces (one sub-folder per person), a list file, or LFW',
+  options: {
+    data: { type: 'string', help: 'a folder with one sub-folder per person, or a list file of path<TAB>label lines', value: 'PATH' },
+    lfw: { type: 'string', help: 'train on LFW instead (the training people of --protocol)', value: 'DIR' },
+    images: { type: 'string', help: "LFW's image folder under DIR, when not found automatically", value: 'NAME' },
+    protocol: { type: 'string', help: "with --lfw: 'view1' (peopleDevTrain) or 'fold:K' (the people of the nine other sets)", default: 'view1', value: 'P' },
+    layout: { type: 'string', help: 'code layout nxQ', default: '32x1', value: 'NxQ' },
+    method: { type: 'string', help: "'rounding', 'dp' (Q = 1), 'std' or 'float'", default: 'rounding', value: 'NAME' },
+    epochs: { type: 'int', help: 'passes over the people', default: 10, value: 'N' },
+    steps: { type: 'int', help: 'a fixed number of steps instead of epochs', value: 'N' },
+    'learning-rate': { type: 'number', help: 'AdamW learning rate', default: 2e-4, value: 'LR' },
+    seed: { type: 'int', help: 'seed of the weights, batches and augmentation', default: 1, value: 'N' },
+    size: { type: 'int', help: 'network input side in pixels (--data; LFW uses its crop at 64)', default: 64, value: 'N' },
+    color: { type: 'string', help: "'gray' or 'rgb' (--data)", default: 'gray', value: 'C' },
+    augment: { type: 'boolean', help: 'random flips, shifts and scales (store images with a margin)', default: 'on for --lfw' },
+    out: { type: 'string', help: 'model file to write', default: 'model.safetensors', value: 'FILE' },
+    ...cacheOptions,
+  },
+  async run(ctx) {
+    noPositional(ctx, this);
+    const hasData = typeof ctx.options.data === 'string';
+    const hasLfw = typeof ctx.options.lfw === 'string';
+    if (hasData === hasLfw) throw new UsageError('give exactly one of --data PATH and --lfw DIR');
+    let pre: ImagePreprocessing;
+    let data: LoadedDataset;
+    const augment = (ctx.options.augment as boolean | undefined) ?? hasLfw;
+    if (hasLfw) {
+      pre = resolvePreprocessing(augment ? LFW_PREPROCESSING : { ...LFW_PREPROCESSING, storedSize: null });
+      const split = lfwSplit(ctx, str(ctx, 'protocol', 'view1'));
+      data = await loadSet(ctx, split.train, pre, 'decoding LFW training images', 'stored');
+    } else {
+      const side = int(ctx, 'size', 64);
+      const color = str(ctx, 'color', 'gray') as 'gray' | 'rgb';
+      const margin = Math.round(side / 16) * 2;
+      pre = resolvePreprocessing({ ...DEFAULT_PREPROCESSING, inputShape: undefined, size: side, color, storedSize: augment ? side + margin : null });
+      data = await loadDataset(str(ctx, 'data', ''), pre, {
+        size: 'stored',
+        cache: cacheOf(ctx),
+        signal: ctx.signal,
+        onProgress: loadProgress(ctx, 'decoding images'),
+        onWarning: (m) => ctx.out.note(`warning: ${m}`),
+      });
+      ctx.out.endProgress();
+    }
+    ctx.out.note(`${data.count} images of ${new Set(data.labels).size} people${data.skipped.length ? ` (${data.skipped.length} skipped)` : ''}${data.fromCache ? ', from the cache' : ''}`);
+    const started = performance.now();
+    const model = await train({
+      data: { images: data.images, labels: data.labels, shape: data.shape },
+      preprocessing: pre,
+      augment,
+      layout: str(ctx, 'layout', '32x1'),
+      method: str(ctx, 'method', 'rounding') as TrainMethod,
+      epochs: int(ctx, 'epochs', 10),
+      ...(ctx.options.steps !== undefined ? { steps: ctx.options.steps as number } : {}),
+      learningRate: (ctx.options['learning-rate'] as number | undefined) ?? 2e-4,
+      seed: int(ctx, 'seed', 1),
+      singlesPerBatch: 16,
+      onProgress: trainProgress(ctx, 'training'),
+      signal: ctx.signal,
+    });
+    ctx.out.endProgress();
+    const file = str(ctx, 'out', 'model.safetensors');
+    await model.save(file);
+    ctx.out.print(`trained ${model.layout.name} (${model.method}) in ${((performance.now() - started) / 1e3).toFixed(0)} s; model written to ${file}`);
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// dcl encode
+
+const IMAGE_FILE = /\.(jpe?g|png|webp|tiff?|pgm)$/i;
+
+function listImages(paths: string[]): string[] {
+  const files: string[] = [];
+  for (const p of paths) {
+    let stat: fs.Stats | null = null;
+    try {
+      stat = fs.statSync(p);
+    } catch {
+      stat = null; // loadImages reports the missing file by name
+    }
+    if (stat?.isDirectory()) {
+      const walk = (dir: string) => {
+        for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+          const full = path.join(dir, e.name);
+          if (e.isDirectory()) walk(full);
+          else if (IMAGE_FILE.test(e.name)) files.push(full);
+        }
+      };
+      walk(p);
+    } else files.push(p);
+  }
+  return files;
+}
+
+const encodeCommand: CommandSpec = {
+  name: 'encode',
+  summary: 'print the 32-bit code of each image (files, or folders searched for images)',
+  args: 'IMAGE|FOLDER...',
+  options: {
+    model: { type: 'string', help: 'model file (from dcl train)', value: 'FILE' },
+    format: { type: 'string', help: "'tsv' (path, code as signed int32, as 8 hex digits) or 'json'", default: 'tsv', value: 'F' },
+    out: { type: 'string', help: 'write to FILE instead of standard output', value: 'FILE' },
+  },
+  async run(ctx) {
+    if (typeof ctx.options.model !== 'string') throw new UsageError('--model FILE is required');
+    if (ctx.positional.length === 0) throw new UsageError('give at least one image or folder');
+    const format = str(ctx, 'format', 'tsv');
+    if (format !== 'tsv' && format !== 'json') throw new UsageError(`--format must be tsv or json, not '${format}'`);
+    const model = await loadModel(ctx.options.model);
+    const files = listImages(ctx.positional);
+    if (files.length === 0) throw new UsageError('no images found (looked for .jpg, .jpeg, .png, .webp, .tif, .tiff, .pgm)');
+    const decoded = await loadImages(files, resolvePreprocessing(model.preprocessing as ImagePreprocessing), {
+      signal: ctx.signal,
+      onProgress: loadProgress(ctx, 'decoding'),
+    });
+    ctx.out.endProgress();
+    const codes = await encode(model, { images: decoded.images, shape: decoded.shape }, { signal: ctx.signal });
+    const hex = (c: number) => (c >>> 0).toString(16).padStart(8, '0');
+    const text =
+      format === 'json'
+        ? JSON.stringify({ layout: model.layout.name, codes: files.map((f, i) => ({ file: f, code: codes[i], hex: hex(codes[i]) })) }, null, 2)
+        : files.map((f, i) => `${f}\t${codes[i]}\t${hex(codes[i])}`).join('\n');
+    if (typeof ctx.options.out === 'string') {
+      writeFileEnsuringDir(ctx.options.out, text + '\n');
+      ctx.out.note(`${files.length} codes written to ${ctx.options.out}`);
+    } else ctx.out.print(text);
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// dcl eval
+
+const evalCommand: CommandSpec = {
+  name: 'eval',
+  summary: 'face verification accuracy of a model on LFW pairs (people it must not have trained on)',
+  options: {
+    model: { type: 'string', help: 'model file', value: 'FILE' },
+    lfw: { type: 'string', help: 'LFW root', value: 'DIR' },
+    images: { type: 'string', help: "LFW's image folder under DIR, when not found automatically", value: 'NAME' },
+    protocol: { type: 'string', help: "'view1' (pairsDevTest) or 'fold:K' (the pairs of View 2 fold K)", default: 'view1', value: 'P' },
+    ...cacheOptions,
+  },
+  details:
+    'The pairs are dealt into ten folds (same and different pairs round-robin); each fold is judged with the\n' +
+    'distance threshold that is best on the other nine. The model should not have seen these people:\n' +
+    "train with the same --protocol (dcl train --lfw DIR --protocol P) to keep them apart.",
+  async run(ctx) {
+    noPositional(ctx, this);
+    if (typeof ctx.options.model !== 'string' || typeof ctx.options.lfw !== 'string') throw new UsageError('--model FILE and --lfw DIR are required');
+    const model = await loadModel(ctx.options.model);
+    const pre = resolvePreprocessing(model.preprocessing as ImagePreprocessing);
+    const split = lfwSplit(ctx, str(ctx, 'protocol', 'view1'));
+    const data = await loadSet(ctx, split.test, { ...pre, storedSize: null }, 'decoding test images', 'network');
+    const codes = await encode(model, { images: data.images, shape: data.shape }, { signal: ctx.signal });
+    const index = new Map(data.files.map((f, i) => [path.resolve(f), i]));
+    const a: number[] = [];
+    const b: number[] = [];
+    const same: number[] = [];
+    for (let p = 0; p < split.test.a.length; p++) {
+      const i = index.get(path.resolve(split.test.paths[split.test.a[p]]));
+      const j = index.get(path.resolve(split.test.paths[split.test.b[p]]));
+      if (i === undefined || j === undefined) continue;
+      a.push(codes[i]);
+      b.push(codes[j]);
+      same.push(split.test.same[p]);
+    }
+    const missing = split.test.a.length - a.length;
+    const r = foldedAccuracy(codeDistances(Int32Array.from(a), Int32Array.from(b), model.layout), same, 10);
+    const sameCount = same.reduce((x, v) => x + v, 0);
+    const bins = codeReport(codes, data.labels, model.layout.name).bins;
+    ctx.out.print(
+      [
+        `model ${ctx.options.model}: ${model.layout.name} (${model.method})`,
+        `pairs: ${sameCount} same, ${same.length - sameCount} different${missing ? ` (${missing} left out: an image did not load)` : ''}`,
+        `accuracy ${pct(r.mean)} +- ${pct(r.std)} (${r.folds.length} folds; standard error ${pct(r.standardError)})`,
+        `test images ${bins.images}, occupied bins ${bins.occupied}, fullest bin ${bins.largest}`,
+      ].join('\n'),
+    );
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// dcl reproduce
+
+const reproduceCommand: CommandSpec = {
+  name: 'reproduce',
+  summary: "train and judge the paper's Table 1 and Figure 4 rows on LFW; writes Markdown, JSON and an SVG chart",
+  options: {
+    lfw: { type: 'string', help: 'LFW root (pairs.txt, people.txt, an image folder)', value: 'DIR' },
+    images: { type: 'string', help: 'the image folder under DIR, when not found automatically', value: 'NAME' },
+    protocol: { type: 'string', help: "'view1' (quick) or '10fold' (View 2, unrestricted)", default: 'view1', value: 'P' },
+    folds: { type: 'int', help: "with '10fold': how many folds to run", default: 10, value: 'N' },
+    epochs: { type: 'int', help: 'training passes over the people, per model', default: 20, value: 'N' },
+    rows: { type: 'string', help: `comma-separated rows (${REPRODUCE_ROWS.map((r) => r.id).join(', ')})`, default: 'all', value: 'LIST' },
+    seed: { type: 'int', help: 'seed', default: 1, value: 'N' },
+    out: { type: 'string', help: 'folder for the report and the models', default: 'dcl-reproduce', value: 'DIR' },
+    ...cacheOptions,
+  },
+  async run(ctx) {
+    noPositional(ctx, this);
+    if (typeof ctx.options.lfw !== 'string') throw new UsageError('--lfw DIR is required');
+    const protocol = str(ctx, 'protocol', 'view1');
+    if (protocol !== 'view1' && protocol !== '10fold') throw new UsageError(`--protocol must be view1 or 10fold, not '${protocol}'`);
+    const rowsOption = str(ctx, 'rows', 'all');
+    const report = await reproduce({
+      lfw: ctx.options.lfw,
+      ...(ctx.options.images ? { images: ctx.options.images as string } : {}),
+      protocol,
+      folds: int(ctx, 'folds', 10),
+      epochs: int(ctx, 'epochs', 20),
+      ...(rowsOption === 'all' ? {} : { rows: rowsOption.split(',').map((r) => r.trim()).filter(Boolean) }),
+      seed: int(ctx, 'seed', 1),
+      out: str(ctx, 'out', 'dcl-reproduce'),
+      cache: cacheOf(ctx),
+      signal: ctx.signal,
+      onEvent: (e) => {
+        if (e.kind === 'load') ctx.out.progress(`${e.what}: ${e.done}/${e.total}`);
+        else if (e.kind === 'train')
+          ctx.out.progress(`${e.row}${e.fold === null ? '' : ` fold ${e.fold}`}: step ${e.progress.step}/${e.progress.totalSteps}  loss ${e.progress.loss.toFixed(4)}  ${e.progress.imagesPerSecond.toFixed(0)} img/s`);
+        else if (e.kind === 'row') ctx.out.note(`${e.row}${e.fold === null ? '' : ` fold ${e.fold}`}: accuracy ${pct(e.accuracy)} (${e.seconds.toFixed(0)} s)`);
+        else ctx.out.note(e.message);
+      },
+    });
+    ctx.out.print(report.markdown);
+    ctx.out.note(`written: ${report.files.join(', ')}`);
+  },
+};
+
+export const COMMANDS: CommandSpec[] = [trainCommand, encodeCommand, evalCommand, reproduceCommand, demo];

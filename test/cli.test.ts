@@ -1,0 +1,202 @@
+// The `dcl` command: option parsing, help, exit codes, and each command end to end on small
+// generated fixtures (a folder of PNG faces, one sub-folder per person, and a tiny LFW tree).
+// Trainings here run a handful of steps: they check the plumbing, not accuracy.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { commandHelp, main, parseOptions, UsageError } from '../lib/cli.js';
+import type { Output } from '../lib/cli.js';
+import { COMMANDS } from '../lib/commands.js';
+import { binOccupancy } from '../lib/demo.js';
+import { loadModel } from '../lib/model.js';
+import { syntheticFaces } from '../lib/synthetic.js';
+
+const test = suite('cli');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dcl-cli-'));
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function capture(): Output & { stdout: string[]; stderr: string[] } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return {
+    stdout,
+    stderr,
+    print: (l) => void stdout.push(l),
+    progress: () => undefined,
+    endProgress: () => undefined,
+    note: (l) => void stderr.push(l),
+  };
+}
+
+async function run(...argv: string[]) {
+  const out = capture();
+  const code = await main(argv, COMMANDS, out);
+  return { code, stdout: out.stdout.join('\n'), stderr: out.stderr.join('\n') };
+}
+
+/** Synthetic faces written as 8-bit PNG files: <dir>/<Person>/<Person>_NNNN.png (the LFW layout). */
+async function writeFaces(dir: string, identities: number, perIdentity: number, ext = 'png'): Promise<string[]> {
+  const faces = syntheticFaces({ identities, imagesPerIdentity: perIdentity, size: 64, seed: 7 });
+  const files: string[] = [];
+  for (let i = 0; i < faces.labels.length; i++) {
+    const name = `Person_${String(faces.labels[i]).padStart(2, '0')}`;
+    const index = (i % perIdentity) + 1;
+    const img = faces.images.subarray(i * 4096, (i + 1) * 4096);
+    let lo = Infinity, hi = -Infinity;
+    for (const v of img) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+    const raw = Uint8Array.from(img, (v) => Math.round((255 * (v - lo)) / (hi - lo || 1)));
+    const file = path.join(dir, name, `${name}_${String(index).padStart(4, '0')}.${ext}`);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    await sharp(raw, { raw: { width: 64, height: 64, channels: 1 } }).png().toFile(file);
+    files.push(file);
+  }
+  return files;
+}
+
+test('parseOptions: types, --no-, =value, positional, errors', () => {
+  const spec = {
+    n: { type: 'int', help: '' },
+    x: { type: 'number', help: '' },
+    s: { type: 'string', help: '' },
+    b: { type: 'boolean', help: '' },
+  } as const;
+  const r = parseOptions(['a', '--n', '3', '--x=0.5', '--s', 'hi', '--no-b', '--', '--n'], spec);
+  assert.equal(r.options, { n: 3, x: 0.5, s: 'hi', b: false });
+  assert.equal(r.positional, ['a', '--n']);
+  assert.ok(parseOptions(['-h'], spec).help);
+  for (const bad of [['--n', '1.5'], ['--n'], ['--x', 'abc'], ['--zzz'], ['--b=1'], ['--n', '--x']])
+    assert.throws(() => parseOptions(bad, spec), (e: unknown) => e instanceof UsageError, bad.join(' '));
+});
+
+test('help for every command; unknown command and bad options exit 2', async () => {
+  const overview = await run('--help');
+  assert.is(overview.code, 0);
+  for (const c of COMMANDS) {
+    assert.ok(overview.stdout.includes(c.name), c.name);
+    const h = await run(c.name, '--help');
+    assert.is(h.code, 0);
+    assert.ok(h.stdout.startsWith(`usage: dcl ${c.name}`), c.name);
+    assert.ok(commandHelp(c).includes('--help'));
+  }
+  assert.is((await run()).code, 2);
+  const unknown = await run('frobnicate');
+  assert.is(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown command 'frobnicate'/);
+  const bad = await run('demo', '--steps', 'many');
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--steps needs an integer/);
+  assert.is((await run('train')).code, 2); // neither --data nor --lfw
+  assert.is((await run('encode', 'x.png')).code, 2); // no --model
+});
+
+test('a DclError is a message and exit code 1, never a stack trace', async () => {
+  const r = await run('encode', '--model', path.join(tmp, 'missing.safetensors'), 'x.png');
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /error E_IO/);
+  assert.not.match(r.stderr, /\n\s+at /);
+  const lfw = await run('reproduce', '--lfw', path.join(tmp, 'no-such-lfw'), '--epochs', '1');
+  assert.is(lfw.code, 1);
+  assert.match(lfw.stderr, /error E_IO/);
+});
+
+test('train --data FOLDER, then encode files and a folder: codes agree', async () => {
+  const faces = path.join(tmp, 'faces');
+  const files = await writeFaces(faces, 6, 4);
+  const model = path.join(tmp, 'm.safetensors');
+  const cache = path.join(tmp, 'cache');
+  const t = await run('train', '--data', faces, '--layout', '8x4', '--steps', '3', '--augment', '--cache', cache, '--out', model);
+  assert.is(t.code, 0, t.stderr);
+  assert.match(t.stdout, /trained 8x4 \(rounding\)/);
+  const m = await loadModel(model);
+  assert.is(m.layout.name, '8x4');
+  assert.ok((m.preprocessing as unknown as { storedSize: unknown }).storedSize !== null);
+
+  const one = await run('encode', '--model', model, files[0], files[5]);
+  assert.is(one.code, 0, one.stderr);
+  const lines = one.stdout.split('\n');
+  assert.is(lines.length, 2);
+  const [file, code, hex] = lines[0].split('\t');
+  assert.is(file, files[0]);
+  assert.is((Number(code) >>> 0).toString(16).padStart(8, '0'), hex);
+
+  const out = path.join(tmp, 'codes.json');
+  const all = await run('encode', '--model', model, '--format', 'json', '--out', out, faces);
+  assert.is(all.code, 0, all.stderr);
+  const doc = JSON.parse(fs.readFileSync(out, 'utf8')) as { layout: string; codes: { file: string; code: number }[] };
+  assert.is(doc.layout, '8x4');
+  assert.is(doc.codes.length, files.length);
+  const byFile = new Map(doc.codes.map((c) => [c.file, c.code]));
+  assert.is(byFile.get(files[0]), Number(code));
+});
+
+test('demo runs end to end and writes its report', async () => {
+  const out = path.join(tmp, 'demo');
+  const r = await run('demo', '--steps', '3', '--identities', '12', '--out', out);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /verification accuracy, 10 folds/);
+  for (const f of ['report.md', 'report.json', 'model.safetensors']) assert.ok(fs.existsSync(path.join(out, f)), f);
+  const json = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
+  assert.ok(json.test.accuracy.mean >= 0 && json.test.accuracy.mean <= 1);
+});
+
+test('binOccupancy counts bins and bins shared between people', () => {
+  const codes = Int32Array.of(1, 1, 2, 3, 3, 3);
+  const labels = Int32Array.of(0, 0, 1, 2, 2, 3);
+  const b = binOccupancy(codes, labels, 8);
+  assert.is(b.occupied, 3);
+  assert.is(b.largest, 3);
+  assert.is(b.sharedWithOthers, 3 / 6);
+  assert.is(b.fractionOfAllBins, 3 / 256);
+});
+
+/** A tiny LFW tree: 2 people sets / folds, View 1 files, images as JPEG. */
+async function writeTinyLfw(root: string): Promise<void> {
+  const images = path.join(root, 'images_deepfunneled');
+  await writeFaces(images, 8, 4);
+  // writeFaces wrote PNGs; LFW names .jpg files: convert.
+  for (const person of fs.readdirSync(images))
+    for (const f of fs.readdirSync(path.join(images, person))) {
+      const src = path.join(images, person, f);
+      await sharp(src).resize(250, 250).jpeg().toFile(src.replace(/\.png$/, '.jpg'));
+      fs.rmSync(src);
+    }
+  const p = (i: number) => `Person_${String(i).padStart(2, '0')}`;
+  fs.writeFileSync(path.join(root, 'people.txt'), ['2', '4', ...[0, 1, 2, 3].map((i) => `${p(i)}\t4`), '4', ...[4, 5, 6, 7].map((i) => `${p(i)}\t4`), ''].join('\n'));
+  const fold = (a: number, b: number) => [`${p(a)}\t1\t2`, `${p(b)}\t3\t4`, `${p(a)}\t1\t${p(b)}\t2`, `${p(b)}\t1\t${p(a)}\t3`];
+  fs.writeFileSync(path.join(root, 'pairs.txt'), ['2\t2', ...fold(0, 1), ...fold(4, 5), ''].join('\n'));
+  fs.writeFileSync(path.join(root, 'peopleDevTrain.txt'), ['4', ...[0, 1, 2, 3].map((i) => `${p(i)}\t4`), ''].join('\n'));
+  fs.writeFileSync(path.join(root, 'peopleDevTest.txt'), ['4', ...[4, 5, 6, 7].map((i) => `${p(i)}\t4`), ''].join('\n'));
+  const same = [4, 5, 6, 7].flatMap((i) => [`${p(i)}\t1\t2`, `${p(i)}\t3\t4`]);
+  const diff = [4, 5, 6, 7].flatMap((i) => [`${p(i)}\t1\t${p(((i - 3) % 4) + 4)}\t2`, `${p(i)}\t3\t${p(((i - 2) % 4) + 4)}\t4`]);
+  fs.writeFileSync(path.join(root, 'pairsDevTest.txt'), [String(same.length), ...same, ...diff, ''].join('\n'));
+  fs.writeFileSync(path.join(root, 'pairsDevTrain.txt'), ['1', `${p(0)}\t1\t2`, `${p(0)}\t1\t${p(1)}\t1`, ''].join('\n'));
+}
+
+test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
+  const root = path.join(tmp, 'lfw');
+  await writeTinyLfw(root);
+  const cache = path.join(tmp, 'lfw-cache');
+  const model = path.join(tmp, 'lfw.safetensors');
+  const t = await run('train', '--lfw', root, '--steps', '2', '--layout', '16x2', '--cache', cache, '--out', model);
+  assert.is(t.code, 0, t.stderr);
+  const e = await run('eval', '--model', model, '--lfw', root, '--cache', cache);
+  assert.is(e.code, 0, e.stderr);
+  assert.match(e.stdout, /pairs: 8 same, 8 different/);
+  assert.match(e.stdout, /accuracy \d+\.\d% \+- /);
+
+  const out = path.join(tmp, 'repro');
+  const r = await run('reproduce', '--lfw', root, '--rows', '8x4-rounding,pca32', '--epochs', '1', '--cache', cache, '--out', out);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\| 8x4, rounding \| Figure 4 \| \d+\.\d \+- \d+\.\d \| 91\.4 \|/);
+  assert.match(r.stdout, /PCA to 32 dims/);
+  for (const f of ['reproduce-view1.md', 'reproduce-view1.json', 'figure4-view1.svg']) assert.ok(fs.existsSync(path.join(out, f)), f);
+  assert.match(fs.readFileSync(path.join(out, 'figure4-view1.svg'), 'utf8'), /<svg[^>]*>[\s\S]*rounding[\s\S]*<\/svg>/);
+  const bad = await run('reproduce', '--lfw', root, '--rows', 'nope');
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /E_ARG/);
+});
+
+test.run();
