@@ -32,6 +32,16 @@ function noPositional(ctx: CommandContext, c: CommandSpec): void {
   if (ctx.positional.length) throw new UsageError(`unexpected argument '${ctx.positional[0]}'\n${commandHelp(c)}`);
 }
 
+const cacheOptions = {
+  cache: { type: 'string', help: 'folder for the decoded-image cache (default: $DCL_CACHE_DIR or ~/.cache/dcl-native)', value: 'DIR' },
+  'no-cache': { type: 'boolean', help: 'decode every image again, write no cache' },
+} as const;
+
+function cacheOf(ctx: CommandContext): boolean | string {
+  if (ctx.options['no-cache']) return false;
+  return (ctx.options.cache as string | undefined) ?? true;
+}
+
 // ---------------------------------------------------------------------------------------------
 // dcl demo
 
@@ -40,7 +50,9 @@ function demoMarkdown(r: DemoReport): string {
   return [
     '# dcl demo report',
     '',
-    `Generated faces: ${r.data.identities} people x ${r.data.imagesPerIdentity} images (64x64 grey); trained on ${r.data.trainIdentities} people, tested on the other ${r.data.testIdentities}, never seen in training.`,
+    r.data.source === 'lfw'
+      ? `LFW View 1: trained on the ${r.data.trainIdentities} people of peopleDevTrain (64x64 grey crops), tested on the pairsDevTest pairs of ${r.data.testIdentities} other people.`
+      : `Generated faces: ${r.data.identities} people x ${r.data.imagesPerIdentity} images (64x64 grey); trained on ${r.data.trainIdentities} people, tested on the other ${r.data.testIdentities}, never seen in training.`,
     `Code: ${r.layout} (${r.method}); ${r.training.steps} steps in ${r.training.seconds.toFixed(1)} s (${r.training.imagesPerSecond.toFixed(0)} img/s), final batch loss ${r.training.finalLoss.toFixed(4)}.`,
     '',
     '| measure | value |',
@@ -67,6 +79,8 @@ const demo: CommandSpec = {
     identities: { type: 'int', help: 'generated people (a sixth are held out for testing)', default: 240, value: 'N' },
     seed: { type: 'int', help: 'seed of the faces, the weights and the batches', default: 1, value: 'N' },
     out: { type: 'string', help: 'folder for the report (report.md, report.json) and the model', default: 'dcl-demo', value: 'DIR' },
+    lfw: { type: 'string', help: 'use LFW instead (View 1: peopleDevTrain for training, pairsDevTest for the test)', value: 'DIR' },
+    ...cacheOptions,
   },
   details:
     'Nothing is downloaded: the faces are generated in code (per-person face geometry and shading, per-image\n' +
@@ -74,8 +88,14 @@ const demo: CommandSpec = {
   async run(ctx) {
     noPositional(ctx, this);
     const outDir = str(ctx, 'out', 'dcl-demo');
-    ctx.out.note('dcl demo: generating faces and training a small DCL-S model (about a minute on 2 cores)...');
+    const lfw = ctx.options.lfw as string | undefined;
+    ctx.out.note(
+      lfw
+        ? 'dcl demo: LFW View 1, a small DCL-S model trained for about a minute on 2 cores...'
+        : 'dcl demo: generating faces and training a small DCL-S model (about a minute on 2 cores)...',
+    );
     const report = await runDemo({
+      ...(lfw ? { lfw, cache: cacheOf(ctx), onLoad: (done: number, total: number) => ctx.out.progress(`decoding LFW images: ${done}/${total}`) } : {}),
       layout: str(ctx, 'layout', '8x4'),
       method: str(ctx, 'method', 'rounding') as TrainMethod,
       steps: int(ctx, 'steps', 260),
@@ -97,16 +117,6 @@ const demo: CommandSpec = {
 
 // ---------------------------------------------------------------------------------------------
 // Shared pieces: data sets from the command line
-
-const cacheOptions = {
-  cache: { type: 'string', help: 'folder for the decoded-image cache (default: $DCL_CACHE_DIR or ~/.cache/dcl-native)', value: 'DIR' },
-  'no-cache': { type: 'boolean', help: 'decode every image again, write no cache' },
-} as const;
-
-function cacheOf(ctx: CommandContext): boolean | string {
-  if (ctx.options['no-cache']) return false;
-  return (ctx.options.cache as string | undefined) ?? true;
-}
 
 function loadProgress(ctx: CommandContext, what: string) {
   return (p: { done: number; total: number; skipped: number }) =>
@@ -334,6 +344,11 @@ const reproduceCommand: CommandSpec = {
     folds: { type: 'int', help: "with '10fold': how many folds to run", default: 10, value: 'N' },
     epochs: { type: 'int', help: 'training passes over the people, per model', default: 20, value: 'N' },
     rows: { type: 'string', help: `comma-separated rows (${REPRODUCE_ROWS.map((r) => r.id).join(', ')})`, default: 'all', value: 'LIST' },
+    'learning-rate': { type: 'number', help: 'AdamW learning rate', default: 2e-4, value: 'LR' },
+    'weight-decay': { type: 'number', help: 'AdamW weight decay', default: 1e-4, value: 'WD' },
+    'identities-per-batch': { type: 'int', help: 'P people per batch', default: 32, value: 'P' },
+    'images-per-identity': { type: 'int', help: 'K images of each', default: 4, value: 'K' },
+    singles: { type: 'int', help: 'one-image people added to each batch as negatives', default: 16, value: 'N' },
     seed: { type: 'int', help: 'seed', default: 1, value: 'N' },
     out: { type: 'string', help: 'folder for the report and the models', default: 'dcl-reproduce', value: 'DIR' },
     ...cacheOptions,
@@ -352,6 +367,13 @@ const reproduceCommand: CommandSpec = {
       epochs: int(ctx, 'epochs', 20),
       ...(rowsOption === 'all' ? {} : { rows: rowsOption.split(',').map((r) => r.trim()).filter(Boolean) }),
       seed: int(ctx, 'seed', 1),
+      train: {
+        learningRate: (ctx.options['learning-rate'] as number | undefined) ?? 2e-4,
+        weightDecay: (ctx.options['weight-decay'] as number | undefined) ?? 1e-4,
+        identitiesPerBatch: int(ctx, 'identities-per-batch', 32),
+        imagesPerIdentity: int(ctx, 'images-per-identity', 4),
+        singlesPerBatch: int(ctx, 'singles', 16),
+      },
       out: str(ctx, 'out', 'dcl-reproduce'),
       cache: cacheOf(ctx),
       signal: ctx.signal,

@@ -7,6 +7,8 @@ import { DclError } from './errors.js';
 import { foldedAccuracy, rocCurve } from './eval.js';
 import type { Model } from './model.js';
 import { Rng } from './random.js';
+import { LFW_PREPROCESSING, loadDataset } from './images.js';
+import { findLfw, lfwView1Split } from './lfw.js';
 import { syntheticFaces } from './synthetic.js';
 import { encode, train } from './train.js';
 import type { TrainMethod } from './model.js';
@@ -14,6 +16,11 @@ import type { TrainProgress } from './train.js';
 import { describe, knownKeys, plainObject } from './validate.js';
 
 export interface DemoOptions {
+  /** An LFW root: train on View 1's training people and judge on pairsDevTest instead of generated faces. */
+  lfw?: string;
+  /** Data-set cache for LFW images (see loadDataset; default true). */
+  cache?: boolean | string;
+  onLoad?: (done: number, total: number) => void;
   /** People in the generated set (default 240); the last `testIdentities` are never trained on. */
   identities?: number;
   imagesPerIdentity?: number;
@@ -49,7 +56,7 @@ export interface BinOccupancy {
 }
 
 export interface DemoReport {
-  data: { identities: number; imagesPerIdentity: number; trainIdentities: number; testIdentities: number; imageSize: number };
+  data: { source: 'generated' | 'lfw'; identities: number; imagesPerIdentity: number; trainIdentities: number; testIdentities: number; imageSize: number };
   layout: string;
   method: TrainMethod;
   training: { steps: number; seconds: number; imagesPerSecond: number; finalLoss: number };
@@ -57,7 +64,7 @@ export interface DemoReport {
   model: Model;
 }
 
-const DEMO_KEYS = ['identities', 'imagesPerIdentity', 'testIdentities', 'layout', 'method', 'steps', 'seed', 'onProgress', 'signal'];
+const DEMO_KEYS = ['lfw', 'cache', 'onLoad', 'identities', 'imagesPerIdentity', 'testIdentities', 'layout', 'method', 'steps', 'seed', 'onProgress', 'signal'];
 
 function int(value: unknown, name: string, fallback: number, lo: number, hi: number): number {
   if (value === undefined) return fallback;
@@ -78,6 +85,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   const layout = parseLayout(typeof o.layout === 'string' ? o.layout : '8x4');
   const method = (o.method ?? 'rounding') as TrainMethod;
 
+  if (o.lfw !== undefined) return lfwDemo(o as DemoOptions, layout.name, method, steps, seed);
   const faces = syntheticFaces({ identities, imagesPerIdentity: perIdentity, size: 64, seed });
   const per = faces.shape[0] * faces.shape[1] * faces.shape[2];
   const trainCount = (identities - testIdentities) * perIdentity;
@@ -105,11 +113,75 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   const codes = await encode(model, testData);
   const finalLoss = (last as TrainProgress | null)?.loss ?? Number.NaN;
   return {
-    data: { identities, imagesPerIdentity: perIdentity, trainIdentities: identities - testIdentities, testIdentities, imageSize: 64 },
+    data: { source: 'generated', identities, imagesPerIdentity: perIdentity, trainIdentities: identities - testIdentities, testIdentities, imageSize: 64 },
     layout: layout.name,
     method,
     training: { steps, seconds, imagesPerSecond: (steps * 64) / seconds, finalLoss },
     test: codeReport(codes, testData.labels, layout.name, seed),
+    model,
+  };
+}
+
+/** The demo on LFW: View 1's training people, about a minute of training, pairsDevTest. */
+async function lfwDemo(o: DemoOptions, layout: string, method: TrainMethod, steps: number, seed: number): Promise<DemoReport> {
+  const split = lfwView1Split(findLfw(o.lfw as string));
+  const load = (set: { paths: string[]; labels: Int32Array; people: string[] }, size: 'stored' | 'network') =>
+    loadDataset({ files: set.paths, labels: set.labels, names: set.people }, LFW_PREPROCESSING, {
+      size,
+      cache: o.cache ?? true,
+      signal: o.signal,
+      onProgress: (p) => o.onLoad?.(p.done, p.total),
+    });
+  const trainSet = await load(split.train, 'stored');
+  const testSet = await load(split.test, 'network');
+  const started = performance.now();
+  let last: TrainProgress | null = null;
+  const model = await train({
+    data: { images: trainSet.images, labels: trainSet.labels, shape: trainSet.shape },
+    preprocessing: LFW_PREPROCESSING,
+    layout,
+    method,
+    steps,
+    seed,
+    identitiesPerBatch: 16,
+    imagesPerIdentity: 4,
+    singlesPerBatch: 8,
+    progressEvery: 10,
+    onProgress: (p) => {
+      last = p;
+      o.onProgress?.(p);
+    },
+    signal: o.signal,
+  });
+  const seconds = (performance.now() - started) / 1e3;
+  const codes = await encode(model, { images: testSet.images, shape: testSet.shape });
+  const index = new Map(testSet.files.map((f, i) => [f, i]));
+  const a: number[] = [];
+  const b: number[] = [];
+  const same: number[] = [];
+  for (let p = 0; p < split.test.a.length; p++) {
+    const i = index.get(split.test.paths[split.test.a[p]]);
+    const j = index.get(split.test.paths[split.test.b[p]]);
+    if (i === undefined || j === undefined) continue;
+    a.push(codes[i]);
+    b.push(codes[j]);
+    same.push(split.test.same[p]);
+  }
+  const dist = codeDistances(Int32Array.from(a), Int32Array.from(b), parseLayout(layout));
+  const tf = foldedAccuracy(dist, same, 10);
+  const sameCount = same.reduce((x, v) => x + v, 0);
+  const people = new Set(split.test.labels).size;
+  return {
+    data: { source: 'lfw', identities: people, imagesPerIdentity: 0, trainIdentities: split.train.people.length, testIdentities: people, imageSize: 64 },
+    layout,
+    method,
+    training: { steps, seconds, imagesPerSecond: (steps * (64 + 8)) / seconds, finalLoss: (last as TrainProgress | null)?.loss ?? Number.NaN },
+    test: {
+      pairs: { same: sameCount, different: same.length - sameCount },
+      accuracy: { mean: tf.mean, std: tf.std, folds: tf.folds.map((f) => f.accuracy) },
+      auc: rocCurve(dist, same).auc,
+      bins: binOccupancy(codes, testSet.labels, parseLayout(layout).n * parseLayout(layout).q),
+    },
     model,
   };
 }

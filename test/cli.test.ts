@@ -187,6 +187,11 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.match(e.stdout, /pairs: 8 same, 8 different/);
   assert.match(e.stdout, /accuracy \d+\.\d% \+- /);
 
+  const demo = await run('demo', '--lfw', root, '--steps', '2', '--cache', cache, '--out', path.join(tmp, 'lfw-demo'));
+  assert.is(demo.code, 0, demo.stderr);
+  assert.match(demo.stdout, /LFW View 1: trained on the 4 people of peopleDevTrain/);
+  assert.match(demo.stdout, /pairs \(same \/ different\) \| 8 \/ 8/);
+
   const out = path.join(tmp, 'repro');
   const r = await run('reproduce', '--lfw', root, '--rows', '8x4-rounding,pca32', '--epochs', '1', '--cache', cache, '--out', out);
   assert.is(r.code, 0, r.stderr);
