@@ -25,6 +25,9 @@ import {
   linearBackwardWeight,
   measureFmaPeak,
   setIsa,
+  setConvAlgorithm,
+  convAlgorithm,
+  type ConvAlgorithm,
   Tensor,
   type Isa,
 } from '../lib/index.js';
@@ -233,6 +236,8 @@ interface KernelSpec {
   bytes: (n: number) => number;
   /** Allocates the data for batch n and returns the call to time: the public op writing into `out` buffers. */
   setup: (n: number) => Setup;
+  /** Conv rows: the algorithm forced while this row runs ('direct' for the true share of the peak). */
+  algorithm?: ConvAlgorithm;
 }
 
 interface Setup {
@@ -278,8 +283,25 @@ function kernelSpecs(): KernelSpec[] {
     const shape = `${c.cin}->${c.cout} ${c.k}x${c.k} p${c.pad} @${c.hw}x${c.hw}`;
     const wscale = 1 / Math.sqrt(c.cin * c.k * c.k);
     const flops = (n: number) => convFlops(c, n);
-    const conv = (pass: string, setup: KernelSpec['setup']) =>
-      specs.push({ name: `${c.name} ${pass}`, layer: c.name, pass, kind: 'conv', shape, flops, bytes: () => 0, setup });
+    // 3x3 / stride 1 / pad 1 layers run twice: the direct convolution (its GFLOP/s are real
+    // multiply-adds, comparable with the FMA peak) and Winograd F(2x2, 3x3), what 'auto' uses,
+    // whose GFLOP/s count the direct convolution's FLOPs ("effective": it does 2.25x fewer
+    // multiplications, so it can pass the peak).
+    const winograd = c.k === 3 && c.pad === 1;
+    const conv = (pass: string, setup: KernelSpec['setup']) => {
+      for (const algorithm of winograd ? (['direct', 'winograd'] as const) : (['direct'] as const))
+        specs.push({
+          name: `${c.name} ${pass}${winograd ? ` [${algorithm}]` : ''}`,
+          layer: c.name,
+          pass,
+          kind: 'conv',
+          shape,
+          flops,
+          bytes: () => 0,
+          setup,
+          algorithm,
+        });
+    };
     conv('fwd', (n) => {
       const x = rand(xs(n));
       const w = rand(ws, wscale);
@@ -498,6 +520,8 @@ function table(header: string[], rows: string[][], rightFrom = 1): string {
 
 interface Row {
   isa: Isa;
+  /** The conv algorithm forced for this row (null: not a conv row, or the default). */
+  algorithm: ConvAlgorithm | null;
   kernel: string;
   layer: string;
   pass: string;
@@ -524,7 +548,14 @@ interface IsaResult {
   peaks: Record<string, Stats>;
   copyGBs: Stats;
   rows: Row[];
-  summary: { gflop: number; ms: number; gflops: number; pctPeak: number; pctOfHighestPeak: number };
+  summary: {
+    gflop: number;
+    ms: number;
+    gflops: number;
+    pctPeak: number;
+    pctOfHighestPeak: number;
+    winograd: { ms: number; effectiveGflops: number; speedupOverDirect: number } | null;
+  };
 }
 
 function benchIsa(isa: Isa, threads: number, opts: Options): IsaResult {
@@ -558,10 +589,12 @@ function benchIsa(isa: Isa, threads: number, opts: Options): IsaResult {
     const scaled = isa === 'serial' && spec.kind !== 'mem';
     const n = scaled ? SERIAL_BATCH : BATCH;
     const factor = BATCH / n;
+    setConvAlgorithm(spec.algorithm ?? 'auto');
     const errVsSerial = isa === 'serial' ? null : errorVsSerial(spec, isa);
     if (spec.kind !== 'mem') peakSamples[threads].push(measureFmaPeak(isa, threads, 0.2));
     const { run } = spec.setup(n);
     const t = time(run, scaled ? { ...budget, minReps: 2 } : budget);
+    setConvAlgorithm('auto');
     const ms = { median: t.median * factor, min: t.min * factor, max: t.max * factor, n: t.n };
     const gflop = spec.flops(BATCH) / 1e9;
     const gflops = spec.kind === 'mem' ? null : gflop / (ms.median / 1e3);
@@ -569,6 +602,7 @@ function benchIsa(isa: Isa, threads: number, opts: Options): IsaResult {
     const gbps = spec.kind === 'mem' ? bytes / 1e9 / (ms.median / 1e3) : null;
     rows.push({
       isa,
+      algorithm: spec.algorithm ?? null,
       kernel: spec.name,
       layer: spec.layer,
       pass: spec.pass,
@@ -635,9 +669,15 @@ function benchIsa(isa: Isa, threads: number, opts: Options): IsaResult {
   notes.push('GFLOP/s: 2 x multiply-adds (backward input and weight counted like the forward); % peak: of the FMA peak above, same ISA and threads.');
   for (const n of notes) console.log(n);
 
-  const acc = rows.filter((r) => r.kind === 'conv' && ACCEPT_LAYERS.includes(r.layer));
+  notes.push(
+    'conv [direct]: the direct convolution, real multiply-adds; [winograd]: Winograd F(2x2, 3x3), what the library runs ' +
+      "by default ('auto'), its GFLOP/s and % peak counting the direct convolution's FLOPs (effective: it does 2.25x fewer multiplications).",
+  );
+  const acc = rows.filter((r) => r.kind === 'conv' && ACCEPT_LAYERS.includes(r.layer) && r.algorithm !== 'winograd');
   const gflop = acc.reduce((a, r) => a + r.gflop, 0);
   const ms = acc.reduce((a, r) => a + r.ms.median, 0);
+  const wino = rows.filter((r) => r.kind === 'conv' && ACCEPT_LAYERS.includes(r.layer) && r.algorithm === 'winograd');
+  const winoMs = wino.reduce((a, r) => a + r.ms.median, 0);
   const gflops = gflop / (ms / 1e3);
   const pctPeak = (100 * gflops) / peak;
   const pctBest = (100 * gflops) / peaks[threads].max;
@@ -648,8 +688,15 @@ function benchIsa(isa: Isa, threads: number, opts: Options): IsaResult {
       `${pctBest.toFixed(1)}% of the highest peak sample (${f1(peaks[threads].max)})` +
       (peaks[threads].max > 1.3 * peaks[threads].min ? '  (the peak samples vary by more than 30%: the host was busy)' : ''),
   );
+  const winograd =
+    wino.length > 0 ? { ms: winoMs, effectiveGflops: gflop / (winoMs / 1e3), speedupOverDirect: ms / winoMs } : null;
+  if (winograd)
+    console.log(
+      `SUMMARY ${isa} Winograd (the default): the same three layers in ${fms(winoMs)} ms = ${f1(winograd.effectiveGflops)} effective GFLOP/s ` +
+        `(${((100 * winograd.effectiveGflops) / peak).toFixed(0)}% of the peak), ${winograd.speedupOverDirect.toFixed(2)}x the direct convolution`,
+    );
   console.log(`(${isa} section: ${((Date.now() - began) / 1e3).toFixed(0)} s)`);
-  return { isa, threads, peaks, copyGBs, rows, summary: { gflop, ms, gflops, pctPeak, pctOfHighestPeak: pctBest } };
+  return { isa, threads, peaks, copyGBs, rows, summary: { gflop, ms, gflops, pctPeak, pctOfHighestPeak: pctBest, winograd } };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -740,7 +787,7 @@ async function compareTorch(isa: Isa, threads: number, opts: Options, estimateMs
         `OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=${env.OPENBLAS_CORETYPE} MALLOC_CONF=${env.MALLOC_CONF} ` +
         (env.LD_PRELOAD ? `LD_PRELOAD=${env.LD_PRELOAD} (jemalloc ${ready.jemalloc ? 'loaded' : 'NOT loaded'})` : `(no jemalloc: ${JEMALLOC} missing)`),
     );
-    console.log(`dcl-native: ${isa}, ${threads} thread${threads > 1 ? 's' : ''}, through the public ops with \`out\` buffers.`);
+    console.log(`dcl-native: ${isa}, ${threads} thread${threads > 1 ? 's' : ''}, through the public ops with \`out\` buffers; conv algorithm ${convAlgorithm()} (Winograd F(2x2, 3x3) for these 3x3 layers).`);
     setIsa(isa);
 
     // Correctness, once: the same random input, weights and dy through both.
@@ -977,7 +1024,7 @@ async function main() {
     torch = { skipped: 'serial only' };
   } else {
     const r = results.find((x) => x.isa === widest)!;
-    const estimate = r.rows.filter((x) => x.kind === 'conv' && ACCEPT_LAYERS.includes(x.layer)).reduce((a, x) => a + x.ms.median, 0);
+    const estimate = r.rows.filter((x) => x.kind === 'conv' && ACCEPT_LAYERS.includes(x.layer) && x.algorithm !== 'direct').reduce((a, x) => a + x.ms.median, 0);
     try {
       torch = await compareTorch(widest, caps.threads, opts, estimate, startedAt);
     } finally {

@@ -799,7 +799,8 @@ function report(results: Round[], check: CheckResult): Record<string, unknown> {
   }).filter(Boolean);
   if (split.length) console.log(`PyTorch step = forward and loss + backward + Adam: ${split.join('; ')}`);
   console.log(
-    `Training FLOP per image ${(STEP_FLOP / 1e9).toFixed(3)} G (forward ${(FWD_FLOP / 1e9).toFixed(3)} G, x 3, less conv1's backward input); ` +
+    `Training FLOP per image ${(STEP_FLOP / 1e9).toFixed(3)} G (forward ${(FWD_FLOP / 1e9).toFixed(3)} G, x 3, less conv1's backward input; ` +
+      `the GFLOP/s column counts these, though our 3x3 convolutions run Winograd F(2x2, 3x3) with 2.25x fewer multiplications); ` +
       `FMA peak, one 0.2 s run per round: ${range(peak)} GFLOP/s` +
       (peak.max > 1.3 * peak.min ? '  (the peak samples vary by more than 30%: the host was busy; trust the ratios, paired per round, over the absolute figures)' : ''),
   );
