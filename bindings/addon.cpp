@@ -8,32 +8,18 @@
 
 #include "dcl/cpu.h"
 #include "dcl/kernels.h"
+#include "glue.h"
 #include "dcl/parallel.h"
+
+// bindings/bins.cpp: the bin index.
+void register_bins(Napi::Env env, Napi::Object exports);
+// bindings/scan.cpp: the exhaustive code scans (k nearest, range).
+void register_scan(Napi::Env env, Napi::Object exports);
 
 namespace {
 
-Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message) {
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  return error;
-}
-
-// Wraps a binding body so that every C++ exception becomes a JS exception with a code.
-template <class Body>
-Napi::Value guarded(const Napi::CallbackInfo& info, Body body) {
-  Napi::Env env = info.Env();
-  try {
-    return body();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const dcl::Error& e) {
-    throw make_error(env, e.code(), e.what());
-  } catch (const std::bad_alloc&) {
-    throw make_error(env, "E_NATIVE", "native code ran out of memory");
-  } catch (const std::exception& e) {
-    throw make_error(env, "E_NATIVE", e.what());
-  }
-}
+using dcl_bindings::guarded;
+using dcl_bindings::make_error;
 
 template <class T>
 T* typed(const Napi::CallbackInfo& info, size_t index, napi_typedarray_type type, bool optional = false) {
@@ -130,6 +116,14 @@ Napi::Value ConvAlgorithm(const Napi::CallbackInfo& info) {
   });
 }
 
+// The active ISA and conv algorithm as one small integer (4 isa + algorithm): it changes whenever
+// either does, so lib/ can key caches of prepared weights by it with one cheap call.
+Napi::Value KernelSettings(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), 4 * static_cast<int>(dcl::active_isa()) + static_cast<int>(dcl::conv_algorithm()));
+  });
+}
+
 Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const auto& k = dcl::kernels_for(dcl::parse_isa(info[0].As<Napi::String>().Utf8Value()));
@@ -141,6 +135,50 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
 Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     dcl::kernels().conv2d_forward(conv_shape(info, 4), f32(info, 0), f32(info, 1), f32_or_null(info, 2), f32(info, 3));
+    return info.Env().Undefined();
+  });
+}
+
+// conv2dPreparedFloats(shape) -> floats of the prepared weights of this layer (ISA and conv
+// algorithm as they are now).
+Napi::Value Conv2dPreparedFloats(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), static_cast<double>(dcl::kernels().conv2d_prepared_floats(conv_shape(info, 0))));
+  });
+}
+
+// The prepared array must hold exactly conv2dPreparedFloats(shape) floats (a shorter one would be
+// read past its end).
+void check_prepared_length(const Napi::CallbackInfo& info, size_t index, const dcl::Conv2dShape& s) {
+  const int64_t want = dcl::kernels().conv2d_prepared_floats(s);
+  if (static_cast<int64_t>(info[index].As<Napi::TypedArray>().ElementLength()) != want)
+    throw dcl::Error("E_ARG", "Expected prepared conv weights of " + std::to_string(want) +
+                                  " floats for this layer, ISA and conv algorithm but received " +
+                                  std::to_string(info[index].As<Napi::TypedArray>().ElementLength()));
+}
+
+// conv2dPrepare(w, prepared, shape)
+Napi::Value Conv2dPrepare(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const dcl::Conv2dShape s = conv_shape(info, 2);
+    const float* w = f32(info, 0);
+    float* prepared = f32(info, 1);
+    check_prepared_length(info, 1, s);
+    dcl::kernels().conv2d_prepare(s, w, prepared);
+    return info.Env().Undefined();
+  });
+}
+
+// conv2dForwardPrepared(x, prepared, b | null, y, shape)
+Napi::Value Conv2dForwardPrepared(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const dcl::Conv2dShape s = conv_shape(info, 4);
+    const float* x = f32(info, 0);
+    const float* prepared = f32(info, 1);
+    const float* b = f32_or_null(info, 2);
+    float* y = f32(info, 3);
+    check_prepared_length(info, 1, s);
+    dcl::kernels().conv2d_forward_prepared(s, x, prepared, b, y);
     return info.Env().Undefined();
   });
 }
@@ -336,8 +374,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("setConvAlgorithm", Napi::Function::New(env, SetConvAlgorithm));
   exports.Set("convAlgorithm", Napi::Function::New(env, ConvAlgorithm));
+  exports.Set("kernelSettings", Napi::Function::New(env, KernelSettings));
   exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
   exports.Set("conv2dForward", Napi::Function::New(env, Conv2dForward));
+  exports.Set("conv2dPreparedFloats", Napi::Function::New(env, Conv2dPreparedFloats));
+  exports.Set("conv2dPrepare", Napi::Function::New(env, Conv2dPrepare));
+  exports.Set("conv2dForwardPrepared", Napi::Function::New(env, Conv2dForwardPrepared));
   exports.Set("conv2dBackwardInput", Napi::Function::New(env, Conv2dBackwardInput));
   exports.Set("conv2dBackwardWeight", Napi::Function::New(env, Conv2dBackwardWeight));
   exports.Set("maxPool2dForward", Napi::Function::New(env, MaxPool2dForward));
@@ -356,6 +398,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("quantizePack", Napi::Function::New(env, QuantizePack));
   exports.Set("codeDistances", Napi::Function::New(env, CodeDistances));
   exports.Set("adamUpdate", Napi::Function::New(env, AdamUpdate));
+  register_bins(env, exports);
+  register_scan(env, exports);
   return exports;
 }
 

@@ -442,7 +442,19 @@ export class Var {
     return this._value;
   }
 
-  /** The values as a Float32Array (the value's own array, not a copy). */
+  /**
+   * Declares that the value's data was changed in place (Tensor.markChanged on the value): needed
+   * after writing into a parameter's data yourself, so that caches derived from it (a Conv2d
+   * layer's prepared inference weights) are rebuilt.
+   */
+  markChanged(): void {
+    this.value.markChanged();
+  }
+
+  /**
+   * The values as a Float32Array (the value's own array, not a copy). After writing into a
+   * parameter's values in place, call markChanged().
+   */
   get data(): Float32Array {
     return this.value.data;
   }
@@ -843,6 +855,13 @@ export interface Conv2dOptions {
   padding?: Pair;
   /** Keep the output buffer here between steps (an nn layer passes its own). */
   site?: BufferSite;
+  /**
+   * Weights prepared from `weight`'s current values by ops.conv2dPrepare (same stride and
+   * padding): the forward uses them (bit for bit the same output, without transforming the weights
+   * again); gradients, when recorded, still use weight. The caller keeps them current (nn.Conv2d
+   * does, keyed by the weight's version).
+   */
+  prepared?: ops.PreparedConv2dWeight;
 }
 
 /** conv2d (see ops.conv2d) as a differentiable op. x: [N, Cin, H, W]; weight [Cout, Cin, KH, KW]; bias [Cout] or null. */
@@ -852,10 +871,11 @@ export function conv2d(x: VarLike, weight: VarLike, bias?: VarLike | null, optio
   const wv = asVar(weight, 'weight');
   const bv = bias === undefined || bias === null ? null : asVar(bias, 'bias');
   const o = plainObject(options, 'options');
-  knownKeys(o, ['stride', 'padding', 'site'], 'options');
+  knownKeys(o, ['stride', 'padding', 'site', 'prepared'], 'options');
   const site = siteOf(o.site, 'options.site');
   const stride = o.stride as Pair | undefined;
   const padding = o.padding as Pair | undefined;
+  const prepared = o.prepared as ops.PreparedConv2dWeight | undefined;
   // The output shape, when the arguments make sense (ops.conv2d validates everything either way).
   let shape: number[] | null = null;
   const s = pairOf(stride, 1);
@@ -867,7 +887,19 @@ export function conv2d(x: VarLike, weight: VarLike, bias?: VarLike | null, optio
   }
   const { tensor: out, lease } = take(site, shape, 'conv2d');
   const kernelSize: [number, number] = [wv.shape[2], wv.shape[3]];
-  const y = ops.conv2d(xv.value, wv.value, bv ? bv.value : null, { stride, padding, out });
+  let y: Tensor;
+  if (prepared !== undefined) {
+    const pw = prepared.weightShape, ws = wv.shape;
+    const sp = pairOf(stride, 1), pp = pairOf(padding, 0);
+    if (
+      pw.length !== ws.length || pw.some((d, i) => d !== ws[i]) || sp === null || pp === null ||
+      sp[0] !== prepared.stride[0] || sp[1] !== prepared.stride[1] || pp[0] !== prepared.padding[0] || pp[1] !== prepared.padding[1]
+    )
+      throw new DclError('E_ARG', 'Expected options.prepared to be prepared from weight with the same stride and padding but it is not');
+    y = ops.conv2dPrepared(xv.value, prepared, bv ? bv.value : null, { out });
+  } else {
+    y = ops.conv2d(xv.value, wv.value, bv ? bv.value : null, { stride, padding, out });
+  }
   const inputs = bv ? [xv, wv, bv] : [xv, wv];
   const r = result('conv2d', inputs, y, lease, (gy, ctx) => {
     const needW = ctx.needsGrad(1);

@@ -13,6 +13,8 @@ export {
   conv2d,
   conv2dBackwardInput,
   conv2dBackwardWeight,
+  conv2dPrepare,
+  conv2dPrepared,
   maxPool2d,
   maxPool2dBackward,
   absTanh,
@@ -25,7 +27,7 @@ export {
   linearBackwardInput,
   linearBackwardWeight,
 } from './ops.js';
-export type { Conv2dOptions, Conv2dWeightGradOptions, Pool2dOptions } from './ops.js';
+export type { Conv2dOptions, Conv2dWeightGradOptions, Pool2dOptions, PreparedConv2dWeight } from './ops.js';
 
 // DCL_ISA / DCL_THREADS / DCL_CONV_ALGO are read once, when the package is first imported.
 applyEnvironment();
@@ -60,6 +62,18 @@ export type { RngState } from './random.js';
 export * as codes from './codes.js';
 export { parseLayout, quantize, pack, unpack, codeDistance, codeDistances, maxDistance, PAPER_LAYOUTS } from './codes.js';
 export type { CodeLayout, LayoutLike, CodeMetric } from './codes.js';
+// Exhaustive k-nearest and range search over a database of codes (native, exact).
+export { knnScan, knnScanAsync, rangeScan, rangeScanAsync } from './scan.js';
+export type { ScanMetric, ScanOptions, KnnScanResult, RangeScanResult } from './scan.js';
+export { BinIndex, BIN_INDEX_FORMAT_VERSION } from './bin-index.js';
+export type { BinStrategy, BinSearchOptions, BinSearchResult, BinSearchStats, BinBatchResult, BinSearchPlan } from './bin-index.js';
+// Attributes by look-up table over bins (counts per occupied bin), a logistic-regression baseline, the LFW gender experiment.
+export { LutClassifier, LUT_FORMAT_VERSION } from './lut-classifier.js';
+export type { LutClassifierOptions, LutPredictOptions, LutPrediction, LutWeighting } from './lut-classifier.js';
+export { fitLogisticRegression, logisticProbabilities, logisticPredict } from './logistic.js';
+export type { LogisticOptions, LogisticModel } from './logistic.js';
+export { genderExperiment, genderMarkdown, genderSvg, writeGenderReport, lfwGenderList, GENDER_CLASSES } from './gender.js';
+export type { GenderExperimentOptions, GenderReport, GenderResult, GenderEvent, GenderSetSummary, TrainSizePoint, MinSamplesPoint } from './gender.js';
 export * as losses from './losses.js';
 export { hammingDpLoss, pairL1Loss, softplus, softplusDerivative, pairLossAt, MAX_DP_BITS } from './losses.js';
 export type {

@@ -13,9 +13,25 @@ export interface NativeAddon {
   /** 'auto' | 'direct' | 'winograd': how the SIMD paths run 3x3, stride-1, padding-1 convolutions. */
   setConvAlgorithm(algorithm: string): void;
   convAlgorithm(): string;
+  /** The active ISA and conv algorithm as one integer (4 isa + algorithm); changes when either does. */
+  kernelSettings(): number;
   fmaPeak(isa: string, threads: number, seconds: number): number;
   /** conv shape: [N, Cin, H, W, Cout, KH, KW, SH, SW, PH, PW] */
   conv2dForward(x: Float32Array, w: Float32Array, b: Float32Array | null, y: Float32Array, shape: number[]): void;
+  /**
+   * Floats of the prepared weights of a conv layer (conv shape as conv2dForward): the forward's
+   * weight operand in the layout the active ISA's kernel reads under the current conv algorithm
+   * (a header naming that layout, then the Winograd transform, the direct path's packed panel, or
+   * for serial a copy). Depends on the channels, kernel, stride and padding, not on N, H or W.
+   */
+  conv2dPreparedFloats(shape: number[]): number;
+  /** Writes the prepared weights of w (prepared: exactly conv2dPreparedFloats(shape) floats). */
+  conv2dPrepare(w: Float32Array, prepared: Float32Array, shape: number[]): void;
+  /**
+   * conv2dForward with prepared weights: bit for bit the same y. Throws E_ARG when they were
+   * prepared for another layer, ISA or conv algorithm.
+   */
+  conv2dForwardPrepared(x: Float32Array, prepared: Float32Array, b: Float32Array | null, y: Float32Array, shape: number[]): void;
   conv2dBackwardInput(dy: Float32Array, w: Float32Array, dx: Float32Array, shape: number[]): void;
   conv2dBackwardWeight(x: Float32Array, dy: Float32Array, dw: Float32Array, db: Float32Array | null, shape: number[]): void;
   /** pool shape: [N, C, H, W, KH, KW, SH, SW] */
@@ -87,6 +103,66 @@ export interface NativeAddon {
     biasCorrection1: number,
     biasCorrection2Sqrt: number,
   ): void;
+  // ---- the bin index (bindings/bins.cpp, native/cpu/bins.cpp; lib/bin-index.ts) ----
+  /** Stable ascending argsort: order[i] = index of the i-th smallest key. */
+  binsArgsort(keys: Uint32Array | Float64Array, order: Uint32Array): void;
+  /** Groups sorted codes into bins (codes, start hold N + 1 entries); returns the bin count B. */
+  binsGroup(sorted: Uint32Array, codes: Uint32Array, start: Uint32Array): number;
+  /** Hash-table slots for B bins (a power of two, load <= 0.7). */
+  binsHashSlots(bins: number): number;
+  /** Fills the hash table; returns the index of the bin 0xFFFFFFFF (kept out of the table) or -1. */
+  binsBuildHash(codes: Uint32Array, keys: Uint32Array, vals: Uint32Array): number;
+  /** The prefix directory over the top prefixDims dimensions: dir holds 2^(prefixDims q) + 1 bin offsets. */
+  binsBuildPrefix(codes: Uint32Array, n: number, q: number, prefixDims: number, dir: Uint32Array): void;
+  /** options: [k, maxBins, maxDistance, strategy 0 rank | 1 enumerate | 2 prefix] (Infinity: no limit). */
+  binsSearch(view: NativeBinView, query: number, options: number[]): NativeBinResult;
+  binsSearchBatch(view: NativeBinView, queries: Uint32Array, options: number[], async: false): NativeBinBatch;
+  binsSearchBatch(view: NativeBinView, queries: Uint32Array, options: number[], async: true): Promise<NativeBinBatch>;
+  // ---- exhaustive code scans (bindings/scan.cpp, native/cpu/scan_*.cpp; lib/scan.ts) ----
+  /**
+   * k nearest of each query by (distance, index): shape [N, Q, n, q, hamming (0 | 1), k];
+   * indices / distances [Q k] (index -1 and distance 0xffffffff past N). async: a Promise that
+   * resolves when the outputs are written (runs on libuv's pool; the arrays must stay untouched).
+   */
+  codeKnn(database: Int32Array, queries: Int32Array, indices: Int32Array, distances: Uint32Array, shape: number[], async: false): void;
+  codeKnn(database: Int32Array, queries: Int32Array, indices: Int32Array, distances: Uint32Array, shape: number[], async: true): Promise<void>;
+  /** Every code within the radius, ascending index per query: shape [N, Q, n, q, hamming, radius]. */
+  codeRange(database: Int32Array, queries: Int32Array, shape: number[], async: false): NativeRangeResult;
+  codeRange(database: Int32Array, queries: Int32Array, shape: number[], async: true): Promise<NativeRangeResult>;
+}
+
+export interface NativeRangeResult {
+  offsets: Int32Array;
+  indices: Int32Array;
+  distances: Uint32Array;
+}
+
+export interface NativeBinView {
+  n: number;
+  q: number;
+  codes: Uint32Array;
+  start: Uint32Array;
+  keys: Uint32Array | null;
+  vals: Uint32Array | null;
+  allOnesBin: number;
+  prefixDims: number;
+  dir: Uint32Array | null;
+}
+
+export interface NativeBinStats {
+  enumerated: number;
+  probed: number;
+  visited: number;
+}
+
+export interface NativeBinResult {
+  positions: Uint32Array;
+  distances: Uint32Array;
+  stats: NativeBinStats;
+}
+
+export interface NativeBinBatch extends NativeBinResult {
+  offsets: Float64Array;
 }
 
 export interface NativeCapabilities {

@@ -9,6 +9,8 @@ import * as ag from './autograd.js';
 import { BufferSite, Var } from './autograd.js';
 import type { VarLike } from './autograd.js';
 import { defaultGenerator, Rng } from './random.js';
+import { conv2dPrepare, kernelSettings } from './ops.js';
+import type { PreparedConv2dWeight } from './ops.js';
 import { Tensor } from './tensor.js';
 import { describe, knownKeys, plainObject } from './validate.js';
 
@@ -222,7 +224,10 @@ export abstract class Module {
         );
       copies.push([p, data]);
     }
-    for (const [p, data] of copies) p.data.set(data);
+    for (const [p, data] of copies) {
+      p.data.set(data);
+      p.value.markChanged();
+    }
   }
 }
 
@@ -277,12 +282,48 @@ export class Conv2d extends Module {
     const w = Tensor.zeros([cout, cin, kh, kw]);
     const b = o.bias === false ? null : Tensor.zeros([cout]);
     initialize(w.data, b ? b.data : null, cin * kh * kw, cout * kh * kw, init, rng, gain);
+    w.markChanged();
+    b?.markChanged();
     this.weight = this.registerParameter('weight', ag.parameter(w));
     this.bias = b ? this.registerParameter('bias', ag.parameter(b)) : null;
   }
 
+  /**
+   * The layer applied to x. While no graph is recorded (noGrad, inference) the forward uses the
+   * weights prepared for the active kernel (ops.conv2dPrepare: the Winograd transform or the packed
+   * panel, made once instead of on every call), cached here and keyed by the weight tensor, its
+   * version, the ISA and the conv algorithm, so an optimiser step, loadStateDict, markChanged(),
+   * setIsa or setConvAlgorithm makes the next inference prepare them again. Results are bit for
+   * bit those of the unprepared forward. Writing into weight.data directly requires
+   * weight.markChanged() (see Tensor.version). While recording (training) nothing is cached.
+   */
   forward(x: VarLike): Var {
-    return ag.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, site: this.site });
+    const options: ag.Conv2dOptions = { stride: this.stride, padding: this.padding, site: this.site };
+    if (!ag.isGradEnabled()) options.prepared = this.preparedWeight();
+    return ag.conv2d(x, this.weight, this.bias, options);
+  }
+
+  private prepared: { tensor: Tensor; version: number; weights: PreparedConv2dWeight } | null = null;
+
+  /** The prepared weights for the weight's current values and the active ISA / conv algorithm. */
+  private preparedWeight(): PreparedConv2dWeight {
+    const tensor = this.weight.value;
+    const c = this.prepared;
+    if (c !== null && c.tensor === tensor && c.version === tensor.version && c.weights.settings === kernelSettings()) return c.weights;
+    const weights = conv2dPrepare(tensor, { stride: this.stride, padding: this.padding });
+    this.prepared = { tensor, version: tensor.version, weights };
+    return weights;
+  }
+
+  /** Bytes of the kept output buffers and of the prepared inference weights. */
+  override bufferBytes(): number {
+    return super.bufferBytes() + (this.prepared?.weights.data.byteLength ?? 0);
+  }
+
+  /** Drops the kept output buffers and the prepared inference weights. */
+  override clearBuffers(): void {
+    super.clearBuffers();
+    this.prepared = null;
   }
 }
 
@@ -302,6 +343,8 @@ export class Linear extends Module {
     const w = Tensor.zeros([outF, inF]);
     const b = o.bias === false ? null : Tensor.zeros([outF]);
     initialize(w.data, b ? b.data : null, inF, outF, init, rng, gain);
+    w.markChanged();
+    b?.markChanged();
     this.weight = this.registerParameter('weight', ag.parameter(w));
     this.bias = b ? this.registerParameter('bias', ag.parameter(b)) : null;
   }

@@ -112,6 +112,75 @@ export function conv2d(x: TensorLike, weight: TensorLike, bias?: TensorLike | nu
 }
 
 /**
+ * Conv weights prepared for inference by conv2dPrepare: the forward's weight operand in the layout
+ * the active ISA's kernel reads under the current conv algorithm (the Winograd transform, the
+ * direct path's packed panel, or for serial a copy), computed once instead of on every call. A
+ * plain Float32Array owned by JavaScript; it does not follow later changes of the weights.
+ */
+export interface PreparedConv2dWeight {
+  readonly data: Float32Array;
+  /** [Cout, Cin, KH, KW] of the weight it was prepared from. */
+  readonly weightShape: readonly number[];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  /** kernelSettings() when it was prepared: the ISA and conv algorithm it is valid for. */
+  readonly settings: number;
+}
+
+/**
+ * The active ISA and conv algorithm as one integer that changes whenever either does (setIsa,
+ * withIsa, setConvAlgorithm, from any thread): the key under which prepared weights stay valid.
+ */
+export function kernelSettings(): number {
+  return native.kernelSettings();
+}
+
+/**
+ * Prepares weight [Cout, Cin, KH, KW] of a conv layer with the given stride and padding for
+ * conv2dPrepared, for the ISA and conv algorithm active now (prepare again after changing either;
+ * conv2dPrepared throws E_ARG otherwise). The layout does not depend on the batch or image size.
+ */
+export function conv2dPrepare(weight: TensorLike, options: { stride?: number | [number, number]; padding?: number | [number, number] } = {}): PreparedConv2dWeight {
+  const wt = asTensor(weight, 'weight', 4);
+  const { stride, padding } = convOptions(options, 'options');
+  const [cout, cin, kh, kw] = wt.shape;
+  // The layout depends on the channels, kernel, stride and padding only: a nominal kh x kw image.
+  const g = convGeometry([1, cin, kh, kw], cout, [kh, kw], stride, padding, { input: 'weight', options: 'options' });
+  const settings = native.kernelSettings();
+  const shape = convShapeArray(g);
+  const data = allocateFloats(native.conv2dPreparedFloats(shape));
+  native.conv2dPrepare(wt.data, data, shape);
+  return { data, weightShape: Object.freeze([...wt.shape]), stride, padding, settings };
+}
+
+/**
+ * conv2d with weights prepared by conv2dPrepare: bit for bit what conv2d(x, weight, bias, { stride,
+ * padding }) gives with the weight they were prepared from. Throws E_ARG when the ISA or the conv
+ * algorithm changed since they were prepared.
+ */
+export function conv2dPrepared(x: TensorLike, prepared: PreparedConv2dWeight, bias?: TensorLike | null, options: { out?: Tensor } = {}): Tensor {
+  const xt = asTensor(x, 'x', 4);
+  if (prepared === null || typeof prepared !== 'object' || !(prepared.data instanceof Float32Array) || !Array.isArray(prepared.weightShape))
+    fail('E_ARG', 'prepared weights from conv2dPrepare', 'prepared', prepared);
+  const o = plainObject(options, 'options');
+  knownKeys(o, ['out'], 'options');
+  const [cout, cin, kh, kw] = prepared.weightShape;
+  if (cin !== xt.shape[1])
+    throw new DclError(
+      'E_SHAPE',
+      `Expected x.shape[1] to equal the input channels of the prepared weights (${cin}) but received x shape [${xt.shape.join(', ')}]`,
+    );
+  if (prepared.settings !== native.kernelSettings())
+    throw new DclError('E_ARG', 'Expected prepared weights for the active ISA and conv algorithm but received weights prepared under another setting: prepare them again');
+  const g = convGeometry(xt.shape, cout, [kh, kw], prepared.stride, prepared.padding, { input: 'x', options: 'prepared' });
+  const b = optionalBias(bias, g.cout, 'bias');
+  const y = outputTensor(o.out, [g.n, g.cout, g.oh, g.ow], 'options.out', b ? [xt, b] : [xt]);
+  if (overlaps(y.data, prepared.data)) throw new DclError('E_ARG', 'Expected options.out not to share memory with prepared but it does');
+  native.conv2dForwardPrepared(xt.data, prepared.data, b ? b.data : null, y.data, convShapeArray(g));
+  return y;
+}
+
+/**
  * Gradient of conv2d with respect to its input. dy: [N, Cout, OH, OW]; weight: [Cout, Cin, KH, KW];
  * inputShape: [N, Cin, H, W] (needed because several input sizes give the same output size).
  */

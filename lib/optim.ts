@@ -266,6 +266,7 @@ export abstract class Optimizer<H extends GroupSettings> {
         }
         s.step++;
         this.update(p.data, grad.data, lr, g.settings, s);
+        p.value.markChanged();
       }
     }
     this.stepCount++;

@@ -38,6 +38,7 @@ function product(shape: readonly number[]): number {
 export class Tensor {
   readonly shape: readonly number[];
   readonly storage: Storage;
+  private _version = 0;
 
   /**
    * Wraps `data` (not copied) as a tensor of `shape`. Throws DclError E_SHAPE when the length does
@@ -77,7 +78,29 @@ export class Tensor {
     return this.shape.length;
   }
 
-  /** The values on the host. Throws E_DEVICE for a tensor held on another device. */
+  /**
+   * Counts the in-place changes of the values that were declared with markChanged(). Caches
+   * derived from the values (a Conv2d layer's prepared inference weights) are keyed by the tensor
+   * and this number: every library path that writes parameter values in place (optimiser steps,
+   * Module.loadStateDict, initialisation, train()'s output-layer calibration) calls markChanged().
+   */
+  get version(): number {
+    return this._version;
+  }
+
+  /**
+   * Declares that the values were changed in place (bumps version). Call it after writing into
+   * the data of a parameter yourself (e.g. `p.data[i] = v` or `p.data.set(...)`): values derived
+   * and cached from the old values are then recomputed before their next use.
+   */
+  markChanged(): void {
+    this._version++;
+  }
+
+  /**
+   * The values on the host. Throws E_DEVICE for a tensor held on another device. Writing into
+   * them in place requires markChanged() afterwards when they are a parameter's (see version).
+   */
   get data(): Float32Array {
     if (this.storage instanceof CpuStorage) return this.storage.data;
     throw new DclError('E_DEVICE', `Expected a tensor on the cpu for .data but received one on ${this.storage.device}`);

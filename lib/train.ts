@@ -353,6 +353,9 @@ export function calibrateOutputLayer(
     for (let i = 0; i < inF; i++) weight[j * inF + i] *= k;
     bias[j] = (bias[j] - mean) * k;
   }
+  // Written in place: caches derived from the values must see the change.
+  last.weight.markChanged();
+  last.bias.markChanged();
 }
 
 /** The images at `indices`, as they are stored, one after another. */

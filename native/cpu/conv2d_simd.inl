@@ -405,19 +405,13 @@ ImageConv forward_geometry(const Conv2dShape& s, int64_t out_channels) {
 
 }  // namespace
 
-void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
-  if (winograd_applies(s)) return winograd_conv2d_forward(s, x, w, b, y);
-  if (s.kernel_h * s.kernel_w > kMaxTaps) return serial::conv2d_forward(s, x, w, b, y);
-  const ImageConv g = forward_geometry(s, s.out_channels);
-  const int64_t taps = g.taps(), cin = s.in_channels, cout = s.out_channels;
-  const int64_t panel = taps * cin * g.out_channels_padded;
-  float* packed = thread_scratch(2, panel + g.out_channels_padded);
-  pack_weights(g, cout, [&](int64_t co, int64_t ci, int64_t t) { return w[(co * cin + ci) * taps + t]; }, packed);
-  float* bias = nullptr;
-  if (b) {
-    bias = packed + panel;
-    for (int64_t c = 0; c < g.out_channels_padded; ++c) bias[c] = c < cout ? b[c] : 0.0f;
-  }
+namespace {
+
+// The direct forward over weights packed by pack_forward_weights; bias: out_channels_padded
+// values or nullptr.
+void direct_forward(const Conv2dShape& s, const ImageConv& g, const float* x, const float* packed,
+                    const float* bias, float* y) {
+  const int64_t cin = s.in_channels, cout = s.out_channels;
   const int64_t pixels = g.out_h * g.out_w, items = image_items(g);
   const int64_t in_size = g.in_h * g.in_w * cin, image = cin * s.in_h * s.in_w;
   for_each_image(
@@ -432,12 +426,113 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
       [&](int64_t n) {
         float* xp = thread_scratch(0, in_size);
         float* out = thread_scratch(1, pixels * g.out_channels_padded);
+        float* yn = y + n * cout * pixels;
         to_padded_nhwc(x + n * image, cin, s.in_h, s.in_w, s.pad_h, s.pad_w, xp);
+        // A chunk that computes a whole channel block also turns it into NCHW planes, inside the
+        // parallel region; the caller converts the blocks split between chunks afterwards.
+        constexpr int64_t kMaxBlocks = 64;
+        const int64_t vectors = g.out_channels_padded / Vec::W;
+        const int64_t blocks = (vectors + kMaxVectors - 1) / kMaxVectors;
+        bool converted[kMaxBlocks] = {};
         parallel_for(items, [&](int64_t begin, int64_t end, int) {
           conv_image(g, xp, packed, bias, out, begin, end);
+          if (blocks > kMaxBlocks) return;
+          int64_t first = 0;
+          for (int64_t blk = 0; blk < blocks; ++blk) {
+            const int64_t v0 = blk * kMaxVectors;
+            const int nv = static_cast<int>(min64(kMaxVectors, vectors - v0));
+            const int64_t tiles = tiles_per_block(g, nv);
+            if (first >= begin && first + tiles <= end) {
+              const int64_t c0 = v0 * Vec::W, c1 = min64(cout, (v0 + nv) * Vec::W);
+              pixels_to_planes(out + c0, g.out_channels_padded, pixels, c1 - c0, yn + c0 * pixels);
+              converted[blk] = true;
+            }
+            first += tiles;
+          }
         });
-        nhwc_to_nchw(out, pixels, cout, g.out_channels_padded, y + n * cout * pixels);
+        if (blocks > kMaxBlocks) {
+          nhwc_to_nchw(out, pixels, cout, g.out_channels_padded, yn);
+          return;
+        }
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+          if (converted[blk]) continue;
+          const int64_t v0 = blk * kMaxVectors;
+          const int64_t c0 = v0 * Vec::W, c1 = min64(cout, min64(vectors, v0 + kMaxVectors) * Vec::W);
+          pixels_to_planes(out + c0, g.out_channels_padded, pixels, c1 - c0, yn + c0 * pixels);
+        }
       });
+}
+
+void pack_forward_weights(const Conv2dShape& s, const ImageConv& g, const float* w, float* packed) {
+  const int64_t taps = g.taps(), cin = s.in_channels;
+  pack_weights(g, s.out_channels, [&](int64_t co, int64_t ci, int64_t t) { return w[(co * cin + ci) * taps + t]; }, packed);
+}
+
+// Which layout the forward of shape s uses now (the conv algorithm setting can change it).
+PreparedLayout forward_layout(const Conv2dShape& s) {
+  if (winograd_applies(s)) return PreparedLayout::winograd;
+  if (s.kernel_h * s.kernel_w > kMaxTaps) return PreparedLayout::raw;
+  return PreparedLayout::direct;
+}
+
+}  // namespace
+
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
+  if (winograd_applies(s)) return winograd_conv2d_forward(s, x, w, b, y);
+  if (s.kernel_h * s.kernel_w > kMaxTaps) return serial::conv2d_forward(s, x, w, b, y);
+  const ImageConv g = forward_geometry(s, s.out_channels);
+  const int64_t panel = g.taps() * s.in_channels * g.out_channels_padded;
+  float* packed = thread_scratch(2, panel + g.out_channels_padded);
+  pack_forward_weights(s, g, w, packed);
+  float* bias = nullptr;
+  if (b) {
+    bias = packed + panel;
+    for (int64_t c = 0; c < g.out_channels_padded; ++c) bias[c] = c < s.out_channels ? b[c] : 0.0f;
+  }
+  direct_forward(s, g, x, packed, bias, y);
+}
+
+int64_t conv2d_prepared_floats(const Conv2dShape& s) {
+  switch (forward_layout(s)) {
+    case PreparedLayout::winograd: return kConv2dPreparedHeader + winograd_prepared_floats(s);
+    case PreparedLayout::raw: return kConv2dPreparedHeader + s.out_channels * s.in_channels * s.kernel_h * s.kernel_w;
+    default: return kConv2dPreparedHeader + s.kernel_h * s.kernel_w * s.in_channels * round_up(s.out_channels, Vec::W);
+  }
+}
+
+void conv2d_prepare(const Conv2dShape& s, const float* w, float* prepared) {
+  const PreparedLayout layout = forward_layout(s);
+  write_prepared_header(s, layout, Vec::W, prepared);
+  float* p = prepared + kConv2dPreparedHeader;
+  switch (layout) {
+    case PreparedLayout::winograd: winograd_prepare(s, w, p); break;
+    case PreparedLayout::raw: {
+      const int64_t n = s.out_channels * s.in_channels * s.kernel_h * s.kernel_w;
+      for (int64_t i = 0; i < n; ++i) p[i] = w[i];
+      break;
+    }
+    default: pack_forward_weights(s, forward_geometry(s, s.out_channels), w, p); break;
+  }
+}
+
+void conv2d_forward_prepared(const Conv2dShape& s, const float* x, const float* prepared, const float* b,
+                             float* y) {
+  const PreparedLayout layout = forward_layout(s);
+  check_prepared_header(s, layout, Vec::W, prepared);
+  const float* p = prepared + kConv2dPreparedHeader;
+  switch (layout) {
+    case PreparedLayout::winograd: return winograd_conv2d_forward_prepared(s, x, p, b, y);
+    case PreparedLayout::raw: return serial::conv2d_forward(s, x, p, b, y);
+    default: break;
+  }
+  const ImageConv g = forward_geometry(s, s.out_channels);
+  // The padded bias in the caller's scratch slot 3 (images use slots 0 and 1 of their thread).
+  float* bias = nullptr;
+  if (b) {
+    bias = thread_scratch(3, g.out_channels_padded);
+    for (int64_t c = 0; c < g.out_channels_padded; ++c) bias[c] = c < s.out_channels ? b[c] : 0.0f;
+  }
+  direct_forward(s, g, x, p, bias, y);
 }
 
 void conv2d_backward_input(const Conv2dShape& s, const float* dy, const float* w, float* dx) {

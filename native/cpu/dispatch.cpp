@@ -55,7 +55,9 @@ const Features& features() {
         ns::abs_tanh_backward, ns::sigmoid_forward, ns::sigmoid_backward, ns::linear_forward,   \
         ns::linear_backward_input, ns::linear_backward_weight, ns::fma_peak, ns::hamming_dp,    \
         ns::pair_l1_loss, ns::quantize_pack, ns::code_distances,                                \
-        ns::abs_tanh_max_pool2d_forward, ns::abs_tanh_max_pool2d_backward, ns::adam_update      \
+        ns::abs_tanh_max_pool2d_forward, ns::abs_tanh_max_pool2d_backward, ns::adam_update,     \
+        ns::conv2d_prepared_floats, ns::conv2d_prepare, ns::conv2d_forward_prepared,            \
+        ns::code_knn, ns::code_range                                                            \
   }
 
 const CpuKernels kSerial = DCL_TABLE(serial);

@@ -36,13 +36,30 @@
                                     const float* x, const float* y, float* dx);                 \
   void adam_update(int64_t n, float* param, const float* grad, float* m, float* v, double lr,  \
                    double beta1, double beta2, double eps, double weight_decay,                \
-                   double bias_correction1, double bias_correction2_sqrt);
+                   double bias_correction1, double bias_correction2_sqrt);                     \
+  int64_t conv2d_prepared_floats(const Conv2dShape&);                                         \
+  void conv2d_prepare(const Conv2dShape&, const float* w, float* prepared);                    \
+  void conv2d_forward_prepared(const Conv2dShape&, const float* x, const float* prepared,      \
+                               const float* b, float* y);                                      \
+  void code_knn(const CodeScanShape&, const int32_t* database, const int32_t* queries,         \
+                int64_t k, int32_t* indices, uint32_t* distances);                             \
+  void code_range(const CodeScanShape&, const int32_t* database, const int32_t* queries,       \
+                  uint32_t radius, const CodeRangeOutput& out);
 
 namespace dcl {
 
 // Thrown (as dcl::Error E_ARG) by every max_pool2d_backward when an argmax index falls outside
 // its plane. Defined in pool_serial.cpp, outside the ISA-flagged files, because it builds strings.
 [[noreturn]] void throw_argmax_out_of_range(int64_t index, int64_t value, int64_t plane);
+
+// Prepared conv weights (kernels.h): the layouts the header names, and the header itself. Defined
+// in conv2d_serial.cpp, outside the ISA-flagged files (the check builds an error message).
+enum class PreparedLayout { raw = 0, direct = 1, winograd = 2 };
+// Writes the kConv2dPreparedHeader floats: a tag, the layout, the vector width of the ISA that
+// wrote it, and the layer's channels, kernel, stride and padding.
+void write_prepared_header(const Conv2dShape& s, PreparedLayout layout, int lanes, float* prepared);
+// Throws E_ARG unless the header is one write_prepared_header(s, layout, lanes) would write.
+void check_prepared_header(const Conv2dShape& s, PreparedLayout layout, int lanes, const float* prepared);
 
 // ---- pair losses: the ISA-independent drivers (hamming_dp_serial.cpp, pair_loss_serial.cpp) ----
 // The drivers hold everything that allocates or calls libm: the softplus tables, the per-image

@@ -19,6 +19,11 @@ struct Task {
   void (*run)(void* context, int thread) = nullptr;
   void* context = nullptr;
   int threads = 0;
+  // Pinned: pool thread t runs task t (parallel_run_raw: the FMA peak needs its threads at once).
+  // Otherwise any thread claims any task (parallel_for): tasks are fixed ranges with a fixed index,
+  // so the results do not depend on which OS thread runs which, and a caller whose workers are
+  // slow to wake (a loaded machine) runs the tasks itself instead of waiting for them.
+  bool pinned = false;
 };
 
 inline void cpu_relax() {
@@ -53,58 +58,86 @@ class ThreadPool {
   explicit ThreadPool(int threads) { resize(threads); }
   ~ThreadPool() { stop_workers(); }
 
-  int size() {
-    std::lock_guard<std::mutex> lock(region_mutex_);
-    return threads_;
-  }
+  // Lock-free: kernels call it while planning their work, possibly while another JS thread holds
+  // the pool.
+  int size() const { return threads_.load(std::memory_order_relaxed); }
 
   void resize(int threads) {
     std::lock_guard<std::mutex> lock(region_mutex_);
     stop_workers();
-    threads_ = threads < 1 ? 1 : threads;
+    threads_.store(threads < 1 ? 1 : threads);
     stopping_.store(false);
     // A worker must start from the generation current now (no region is in flight: we hold
     // region_mutex_), not the one it reads once scheduled, which may already be the first task's.
     const uint64_t start = generation_.load();
-    for (int t = 1; t < threads_; ++t) workers_.emplace_back([this, t, start] { worker_loop(t, start); });
+    for (int t = 1; t < threads_.load(); ++t) workers_.emplace_back([this, t, start] { worker_loop(t, start); });
   }
 
-  // Runs fn on threads 0..threads-1; thread 0 is the caller.
-  void run(int threads, void (*fn)(void*, int), void* context) {
+  // Runs fn for tasks 0..threads-1 (see Task::pinned); the caller takes part.
+  void run(int threads, void (*fn)(void*, int), void* context, bool pinned) {
     std::unique_lock<std::mutex> region(region_mutex_, std::try_to_lock);
     if (!region.owns_lock() || threads <= 1) {
       // Busy (another JS thread or a nested region) or nothing to share: run on the caller.
       for (int t = 0; t < threads; ++t) fn(context, t);
       return;
     }
-    if (threads > threads_) threads = threads_;
+    if (threads > size()) threads = size();
+    uint64_t gen;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       task_.run = fn;
       task_.context = context;
       task_.threads = threads;
-      pending_.store(threads - 1);
-      generation_.fetch_add(1, std::memory_order_release);
+      task_.pinned = pinned;
+      gen = generation_.load() + 1;
+      claim_.store(gen << 16, std::memory_order_relaxed);
+      finished_.store(0, std::memory_order_relaxed);
+      generation_.store(gen, std::memory_order_release);
     }
     wake_.notify_all();
-    std::exception_ptr caller_error;
-    try {
-      fn(context, 0);
-    } catch (...) {
-      caller_error = std::current_exception();
+    if (pinned) {
+      run_task(fn, context, 0, threads);
+    } else {
+      int t;
+      while (claim(gen, threads, t)) run_task(fn, context, t, threads);
     }
-    spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; });
+    spin_until([&] { return finished_.load(std::memory_order_acquire) == threads; });
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return pending_.load() == 0; });
+    done_.wait(lock, [&] { return finished_.load() == threads; });
     // An exception must never escape a worker thread (that would terminate the process): it is
     // carried back here and rethrown on the caller, which turns it into a JS error.
-    std::exception_ptr error = caller_error ? caller_error : worker_error_;
-    worker_error_ = nullptr;
+    std::exception_ptr error = error_;
+    error_ = nullptr;
     lock.unlock();
     if (error) std::rethrow_exception(error);
   }
 
  private:
+  // Takes the next unclaimed task of region `gen`; false when none is left (or the region is over).
+  bool claim(uint64_t gen, int threads, int& t) {
+    uint64_t v = claim_.load(std::memory_order_acquire);
+    for (;;) {
+      if ((v >> 16) != gen || static_cast<int>(v & 0xffff) >= threads) return false;
+      if (claim_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) {
+        t = static_cast<int>(v & 0xffff);
+        return true;
+      }
+    }
+  }
+
+  void run_task(void (*fn)(void*, int), void* context, int t, int threads) {
+    try {
+      fn(context, t);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+    if (finished_.fetch_add(1, std::memory_order_acq_rel) + 1 == threads) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_.notify_one();
+    }
+  }
+
   void worker_loop(int index, uint64_t seen) {
     for (;;) {
       spin_until([&] { return generation_.load(std::memory_order_acquire) != seen || stopping_.load(); });
@@ -116,21 +149,11 @@ class ThreadPool {
         seen = generation_.load();
         task = task_;
       }
-      if (index < task.threads) {
-        std::exception_ptr error;
-        try {
-          task.run(task.context, index);
-        } catch (...) {
-          error = std::current_exception();
-        }
-        if (error) {
-          std::lock_guard<std::mutex> lock(mutex_);
-          if (!worker_error_) worker_error_ = error;
-        }
-        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-          std::lock_guard<std::mutex> lock(mutex_);
-          done_.notify_one();
-        }
+      if (task.pinned) {
+        if (index < task.threads) run_task(task.run, task.context, index, task.threads);
+      } else {
+        int t;
+        while (claim(seen, task.threads, t)) run_task(task.run, task.context, t, task.threads);
       }
     }
   }
@@ -150,11 +173,12 @@ class ThreadPool {
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
   Task task_;
-  std::exception_ptr worker_error_;
+  std::exception_ptr error_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> claim_{0};  // (generation << 16) | next unclaimed task
+  std::atomic<int> finished_{0};
   std::atomic<bool> stopping_{false};
-  int threads_ = 1;
+  std::atomic<int> threads_{1};
 };
 
 ThreadPool& pool() {
@@ -193,7 +217,7 @@ void set_thread_count(int n) {
 }
 
 void parallel_run_raw(int threads, void (*fn)(void*, int), void* context) {
-  pool().run(threads, fn, context);
+  pool().run(threads, fn, context, true);
 }
 
 void parallel_for_raw(int64_t n, RangeFn fn, void* context) {
@@ -206,7 +230,7 @@ void parallel_for_raw(int64_t n, RangeFn fn, void* context) {
     RangeFn fn;
     void* context;
   } split{n, threads, fn, context};
-  parallel_run_raw(
+  pool().run(
       threads,
       [](void* ctx, int t) {
         auto* s = static_cast<Split*>(ctx);
@@ -214,7 +238,7 @@ void parallel_for_raw(int64_t n, RangeFn fn, void* context) {
         int64_t end = s->n * (t + 1) / s->threads;
         if (begin < end) s->fn(s->context, begin, end, t);
       },
-      &split);
+      &split, false);
 }
 
 float* thread_scratch(int slot, size_t floats) {

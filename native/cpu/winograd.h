@@ -21,9 +21,16 @@ bool winograd_applies(const Conv2dShape& s);
 // Defined in dispatch.cpp, outside the ISA-flagged files.
 int64_t l2_cache_bytes();
 
+// Prepared weights: U [16][Cin][Cout padded to W] (winograd_prepared_floats floats), the
+// transform winograd_conv2d_forward does on every call; forward_prepared takes U instead of w and
+// gives bit for bit the same y.
 #define DCL_DECLARE_WINOGRAD_KERNELS                                                          \
   void winograd_conv2d_forward(const Conv2dShape&, const float* x, const float* w,           \
                                const float* b, float* y);                                    \
+  int64_t winograd_prepared_floats(const Conv2dShape&);                                      \
+  void winograd_prepare(const Conv2dShape&, const float* w, float* u);                       \
+  void winograd_conv2d_forward_prepared(const Conv2dShape&, const float* x, const float* u,  \
+                                        const float* b, float* y);                           \
   void winograd_conv2d_backward_input(const Conv2dShape&, const float* dy, const float* w,   \
                                       float* dx);                                            \
   void winograd_conv2d_backward_weight(const Conv2dShape&, const float* x, const float* dy,  \

@@ -22,12 +22,6 @@ struct Vec {
   static inline reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
   static inline reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
   static inline reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
-  // Lane l = base[l * stride]; the caller keeps stride * 7 below 2^31.
-  static inline reg gather(const float* base, int64_t stride) {
-    const __m256i index = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                             _mm256_set1_epi32(static_cast<int>(stride)));
-    return _mm256_i32gather_ps(base, index, 4);
-  }
   // 8x8 transpose in registers (as in conv2d_avx2.cpp): 4x4 blocks within 128-bit lanes, then
   // the two lanes regrouped.
   static inline void transpose(reg* r) {

@@ -25,13 +25,6 @@ struct Vec {
   static inline reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
   static inline reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
   static inline reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
-  // Lane l = base[l * stride]; the caller keeps stride * 15 below 2^31.
-  static inline reg gather(const float* base, int64_t stride) {
-    const __m512i index = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(static_cast<int>(stride)));
-    return _mm512_i32gather_ps(index, base, 4);
-  }
   // 16x16 transpose in registers (as in conv2d_avx512.cpp).
   static inline void transpose(reg* r) {
     reg t[16], u[16];

@@ -2,8 +2,7 @@
 // winograd_avx2.cpp and winograd_avx512.cpp. Each includes this file after defining, inside its
 // own ISA namespace and an anonymous namespace:
 //   struct Vec { using reg; static constexpr int W; zero(); load(p); store(p, v); set1(x);
-//                add(a, b); sub(a, b); mul(a, b); fmadd(a, b, c); transpose(reg[W]);
-//                gather(base, stride) -- lane l = base[l * stride] (stride * (W - 1) < 2^31) }
+//                add(a, b); sub(a, b); mul(a, b); fmadd(a, b, c); transpose(reg[W]) }
 //   constexpr int kMaxVectors;                   -- column vectors per register tile (NV)
 //   template <int NV> constexpr int max_rows();  -- rows per register tile for NV vectors
 // so the same source is compiled once per ISA with that ISA's flags (see parallel.h for why no
@@ -193,11 +192,12 @@ inline void input_transform(const float* d, int64_t ld, int64_t cp, float* v, in
   }
 }
 
-// The output transform of one tile: m[xi * mstride + c] -> Y = A^T M A (+ bias), 2x2 outputs
-// written to out + (p * ld + q * cp) for p < rows, q < cols (1 or 2 each: edge tiles are partial).
-inline void output_transform(const float* m, int64_t mstride, int64_t cp, const float* bias,
-                             float* out, int64_t ld, int rows, int cols) {
-  for (int64_t c = 0; c < cp; c += Vec::W) {
+// The output transform of one tile: m[xi * mstride + c] -> Y = A^T M A (+ bias) for channels
+// c < channels (a multiple of W), 2x2 outputs written to out + (p * ld + q * cp) for p < rows,
+// q < cols (1 or 2 each: edge tiles are partial); cp is the pixel stride of out.
+inline void output_transform(const float* m, int64_t mstride, int64_t channels, int64_t cp,
+                             const float* bias, float* out, int64_t ld, int rows, int cols) {
+  for (int64_t c = 0; c < channels; c += Vec::W) {
     reg f[2][4];
     for (int col = 0; col < 4; ++col) {
       const reg m0 = Vec::load(m + (0 + col) * mstride + c), m1 = Vec::load(m + (4 + col) * mstride + c),
@@ -245,29 +245,42 @@ inline void output_transform_adjoint(const float* dy, int64_t ld, int64_t cp, fl
 }
 
 // U[xi][i][o] (o < op, padded lanes zero) = (G g G^T)[xi] for every filter g of (i, o): g's 3x3
-// taps at w + i * stride_i + o * stride_o, in flipped order (g[k] = tap 8 - k) when `flip`.
-// One vector of W consecutive o per step: the taps are gathered, transformed as vectors and
-// stored contiguously.
-void transform_weights(const float* w, int64_t ni, int64_t no, int64_t op, int64_t stride_i,
-                       int64_t stride_o, bool flip, float* u) {
+// taps at w + i * stride_i + o * stride_o, in flipped order (g[k] = tap 8 - k) when `flip`; w
+// holds `total` floats. One vector of W consecutive o per step: the W filters' taps are loaded as
+// W rows (W floats from each filter's first tap) and transposed in registers, so that vector k
+// holds tap k of the W filters (with W = 8 a second transpose of the rows one float further on
+// gives tap 8); rows that would read past w, and partial vectors, go through a small array.
+void transform_weights(const float* w, int64_t total, int64_t ni, int64_t no, int64_t op,
+                       int64_t stride_i, int64_t stride_o, bool flip, float* u) {
   const int64_t plane = ni * op;  // floats per xi
-  const bool gather_ok = stride_o * (Vec::W - 1) + 9 < (int64_t(1) << 31);
+  constexpr int W = Vec::W;
   auto range = [&](int64_t begin, int64_t end, int) {
-    alignas(64) float tmp[9][Vec::W];
+    alignas(64) float tmp[9][W];
     const reg half = Vec::set1(0.5f);
     for (int64_t i = begin; i < end; ++i) {
-      for (int64_t o0 = 0; o0 < op; o0 += Vec::W) {
+      for (int64_t o0 = 0; o0 < op; o0 += W) {
         const float* base = w + i * stride_i + o0 * stride_o;
-        const int64_t lanes = wmin(Vec::W, no - o0);
-        reg g[9];
-        if (lanes == Vec::W && gather_ok) {
-          for (int k = 0; k < 9; ++k) g[k] = Vec::gather(base + (flip ? 8 - k : k), stride_o);
+        const int64_t lanes = wmin(W, no - o0);
+        // The last float a row load reads (row W - 1, from tap 9 - W when W < 9).
+        const int64_t last = (base - w) + (W - 1) * stride_o + (W < 9 ? 9 - W : 0) + W - 1;
+        reg t[9];
+        if (lanes == W && last < total) {
+          reg r[W];
+          for (int l = 0; l < W; ++l) r[l] = Vec::load(base + l * stride_o);
+          Vec::transpose(r);
+          for (int k = 0; k < 9 && k < W; ++k) t[k] = r[k];
+          if constexpr (W < 9) {
+            for (int l = 0; l < W; ++l) r[l] = Vec::load(base + l * stride_o + (9 - W));
+            Vec::transpose(r);
+            t[8] = r[W - 1];
+          }
         } else {
           for (int k = 0; k < 9; ++k)
-            for (int l = 0; l < Vec::W; ++l)
-              tmp[k][l] = l < lanes ? base[l * stride_o + (flip ? 8 - k : k)] : 0.0f;
-          for (int k = 0; k < 9; ++k) g[k] = Vec::load(tmp[k]);
+            for (int l = 0; l < W; ++l) tmp[k][l] = l < lanes ? base[l * stride_o + k] : 0.0f;
+          for (int k = 0; k < 9; ++k) t[k] = Vec::load(tmp[k]);
         }
+        reg g[9];
+        for (int k = 0; k < 9; ++k) g[k] = t[flip ? 8 - k : k];
         // G g: rows (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2) for each column of g.
         reg a[4][3];
         for (int x = 0; x < 3; ++x) {
@@ -289,7 +302,7 @@ void transform_weights(const float* w, int64_t ni, int64_t no, int64_t op, int64
       }
     }
   };
-  if (ni * op >= 4096)
+  if (ni * op >= 16384)
     parallel_for(ni, range);
   else
     range(0, ni, 0);
@@ -450,60 +463,99 @@ void transform_block_input(const Geometry& g, const float* x, int64_t t0, int64_
 
 // y (NCHW, g.cout channels) = the convolution of x with the transformed filters u
 // ([16][g.cin][g.coutp]) plus bias (g.coutp floats or nullptr).
+//
+// Work items are (part of the tiles, chunk of output channels). With enough tiles (training
+// batches) a part is one block of block_tiles() tiles and there is one chunk; with fewer parts
+// than threads (batch 1, deep layers) the output channels are split too, so that each thread reads
+// only its share of U (2 MB for DCL-S's conv4) instead of all of it, and each item transforms its
+// tiles' input itself (cheap: 1 / Cout of the GEMM). While items are few, the parts are made a
+// multiple of the thread count with boundaries at whole register tiles (MR rows), so threads get
+// equal work without short GEMM tails. The result does not depend on the split: every output is one
+// chain of FMAs over the input channels in order, whatever the register tile or block it falls in.
 void forward(const Geometry& g, const float* x, const float* u, const float* bias, float* y) {
   constexpr int64_t MR = max_rows<kMaxVectors>();
-  int64_t tb = block_tiles(g);
-  int64_t blocks = (g.tiles + tb - 1) / tb;
-  // Enough blocks for every thread (the result does not depend on the blocking).
-  const int64_t want = wmin(thread_count(), (g.tiles + MR - 1) / MR);
-  if (blocks < want) {
-    // Equal blocks, not whole register tiles: with few tiles (batch 1) the balance matters more.
-    blocks = want;
-    tb = (g.tiles + blocks - 1) / blocks;
-    blocks = (g.tiles + tb - 1) / tb;
+  constexpr int64_t unit = kMaxVectors * Vec::W;  // output channels of one GEMM column block
+  const int64_t tb = block_tiles(g);
+  int64_t parts = (g.tiles + tb - 1) / tb;
+  bool even = false;  // parts of equal size (rounded to MR) instead of whole blocks of tb
+  const int64_t threads = thread_count();
+  const int64_t units = (g.coutp + unit - 1) / unit;
+  int64_t chunks = 1;
+  if (threads > 1) {
+    if (parts < threads) chunks = wmin(units, (threads + parts - 1) / parts);
+    if (parts * chunks < 8 * threads) {
+      const int64_t target = wround_up(parts * chunks, threads);
+      parts = wmax(parts, wmin((target + chunks - 1) / chunks, (g.tiles + MR - 1) / MR));
+      even = true;
+    }
   }
+  auto part_start = [&](int64_t p) -> int64_t {
+    if (p >= parts) return g.tiles;
+    if (!even) return p * tb;
+    return wmin(g.tiles, (g.tiles * p / parts + MR / 2) / MR * MR);
+  };
   const int64_t out_plane = g.h * g.w, out_image = g.cout * out_plane;
   const int64_t in_ld = g.pw * g.cinp, out_ld = g.w * g.coutp;
   const int64_t scratch = rows_scratch(g, tb, in_ld, out_ld);
-  parallel_for(blocks, [&](int64_t begin, int64_t end, int) {
+  auto run = [&](int64_t begin, int64_t end, int) {
     float* rows = thread_scratch(0, scratch);
     float* v = thread_scratch(1, 16 * tb * g.cinp);
     float* m = thread_scratch(2, 16 * tb * g.coutp);
-    for (int64_t blk = begin; blk < end; ++blk) {
-      const int64_t t0 = blk * tb, t1 = wmin(g.tiles, t0 + tb), count = t1 - t0;
-      transform_block_input(g, x, t0, t1, rows, v, tb);
-      for (int xi = 0; xi < 16; ++xi)
-        gemm<false>(count, g.coutp / Vec::W, g.cin, v + xi * tb * g.cinp, g.cinp,
-                    u + xi * g.cin * g.coutp, g.coutp, m + xi * tb * g.coutp, g.coutp);
-      for_each_segment(g, t0, t1, [&](int64_t n, int64_t q0, int64_t q1, int64_t j0) {
-        // Output rows 2 ty0 .. of this image, NHWC, g.w pixels each.
-        const int64_t ty0 = q0 / g.tiles_x, ty1 = (q1 - 1) / g.tiles_x + 1;
-        for (int64_t q = q0; q < q1; ++q) {
-          const int64_t ty = q / g.tiles_x, tx = q % g.tiles_x;
-          const int oh = static_cast<int>(wmin(2, g.h - 2 * ty)), ow = static_cast<int>(wmin(2, g.w - 2 * tx));
-          output_transform(m + (j0 + q - q0) * g.coutp, tb * g.coutp, g.coutp, bias,
-                           rows + (2 * (ty - ty0) * g.w + 2 * tx) * g.coutp, out_ld, oh, ow);
+    int64_t transformed = -1;  // the first tile of the block whose input transform v holds
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t part = item / chunks, chunk = item % chunks;
+      const int64_t c0 = units * chunk / chunks * unit;
+      const int64_t c1 = wmin(g.coutp, units * (chunk + 1) / chunks * unit);
+      const int64_t channels = wmin(g.cout, c1) - c0;  // real output channels of the chunk
+      const int64_t p0 = part_start(part), p1 = part_start(part + 1);
+      // The part in blocks of at most tb tiles, of equal size (whole register tiles but the last).
+      const int64_t nb = (p1 - p0 + tb - 1) / tb;
+      const int64_t bsize = nb <= 1 ? p1 - p0 : wmin(tb, ((p1 - p0 + nb - 1) / nb + MR - 1) / MR * MR);
+      for (int64_t t0 = p0; t0 < p1; t0 += bsize) {
+        const int64_t t1 = wmin(p1, t0 + bsize), count = t1 - t0;
+        if (transformed != t0) {
+          transform_block_input(g, x, t0, t1, rows, v, tb);
+          transformed = t0;
         }
-        float* yn = y + n * out_image;
-        // Back to NCHW: whole tile rows as one run of pixels, a partial first / last tile row
-        // one output row at a time.
-        for (int64_t ty = ty0; ty < ty1; ++ty) {
-          const int64_t txa = ty == ty0 ? q0 % g.tiles_x : 0;
-          const int64_t txb = ty == ty1 - 1 ? (q1 - 1) % g.tiles_x + 1 : g.tiles_x;
-          const int64_t oy0 = 2 * ty, oy1 = wmin(g.h, 2 * ty + 2);
-          const int64_t ox0 = 2 * txa, ox1 = wmin(g.w, 2 * txb);
-          const float* src = rows + (2 * (ty - ty0) * g.w) * g.coutp;
-          if (ox0 == 0 && ox1 == g.w) {
-            rows_to_planes(src, g.coutp, (oy1 - oy0) * g.w, g.cout, yn + oy0 * g.w, out_plane);
-          } else {
-            for (int64_t oy = oy0; oy < oy1; ++oy)
-              rows_to_planes(src + ((oy - oy0) * g.w + ox0) * g.coutp, g.coutp, ox1 - ox0, g.cout,
-                             yn + oy * g.w + ox0, out_plane);
+        for (int xi = 0; xi < 16; ++xi)
+          gemm<false>(count, (c1 - c0) / Vec::W, g.cin, v + xi * tb * g.cinp, g.cinp,
+                      u + xi * g.cin * g.coutp + c0, g.coutp, m + xi * tb * g.coutp + c0, g.coutp);
+        for_each_segment(g, t0, t1, [&](int64_t n, int64_t q0, int64_t q1, int64_t j0) {
+          // Output rows 2 ty0 .. of this image, NHWC, g.w pixels each (channels [c0, c1) written).
+          const int64_t ty0 = q0 / g.tiles_x, ty1 = (q1 - 1) / g.tiles_x + 1;
+          for (int64_t q = q0; q < q1; ++q) {
+            const int64_t ty = q / g.tiles_x, tx = q % g.tiles_x;
+            const int oh = static_cast<int>(wmin(2, g.h - 2 * ty));
+            const int ow = static_cast<int>(wmin(2, g.w - 2 * tx));
+            output_transform(m + (j0 + q - q0) * g.coutp + c0, tb * g.coutp, c1 - c0, g.coutp,
+                             bias ? bias + c0 : nullptr,
+                             rows + (2 * (ty - ty0) * g.w + 2 * tx) * g.coutp + c0, out_ld, oh, ow);
           }
-        }
-      });
+          float* yn = y + n * out_image + c0 * out_plane;
+          // Back to NCHW: whole tile rows as one run of pixels, a partial first / last tile row
+          // one output row at a time.
+          for (int64_t ty = ty0; ty < ty1; ++ty) {
+            const int64_t txa = ty == ty0 ? q0 % g.tiles_x : 0;
+            const int64_t txb = ty == ty1 - 1 ? (q1 - 1) % g.tiles_x + 1 : g.tiles_x;
+            const int64_t oy0 = 2 * ty, oy1 = wmin(g.h, 2 * ty + 2);
+            const int64_t ox0 = 2 * txa, ox1 = wmin(g.w, 2 * txb);
+            const float* src = rows + (2 * (ty - ty0) * g.w) * g.coutp + c0;
+            if (ox0 == 0 && ox1 == g.w) {
+              rows_to_planes(src, g.coutp, (oy1 - oy0) * g.w, channels, yn + oy0 * g.w, out_plane);
+            } else {
+              for (int64_t oy = oy0; oy < oy1; ++oy)
+                rows_to_planes(src + ((oy - oy0) * g.w + ox0) * g.coutp, g.coutp, ox1 - ox0, channels,
+                               yn + oy * g.w + ox0, out_plane);
+            }
+          }
+        });
+      }
     }
-  });
+  };
+  if (threads > 1 && parts * chunks > 1)
+    parallel_for(parts * chunks, run);
+  else
+    run(0, parts * chunks, 0);
 }
 
 // ---- backward weight ----------------------------------------------------------------------------
@@ -596,13 +648,35 @@ void backward_weight(const Geometry& g, const float* x, const float* dy, float* 
 
 }  // namespace
 
+int64_t winograd_prepared_floats(const Conv2dShape& s) {
+  return 16 * s.in_channels * wround_up(s.out_channels, Vec::W);
+}
+
+void winograd_prepare(const Conv2dShape& s, const float* w, float* u) {
+  const Geometry g = make_geometry(s.batch, s.in_channels, s.out_channels, s.in_h, s.in_w);
+  transform_weights(w, g.cout * g.cin * 9, g.cin, g.cout, g.coutp, 9, g.cin * 9, false, u);
+}
+
+void winograd_conv2d_forward_prepared(const Conv2dShape& s, const float* x, const float* u,
+                                      const float* b, float* y) {
+  const Geometry g = make_geometry(s.batch, s.in_channels, s.out_channels, s.in_h, s.in_w);
+  // The padded bias in the caller's scratch slot 3 (the blocks use slots 0..2 of whichever
+  // thread runs them).
+  float* bias = nullptr;
+  if (b) {
+    bias = thread_scratch(3, g.coutp);
+    for (int64_t c = 0; c < g.coutp; ++c) bias[c] = c < g.cout ? b[c] : 0.0f;
+  }
+  forward(g, x, u, bias, y);
+}
+
 void winograd_conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
                              float* y) {
   const Geometry g = make_geometry(s.batch, s.in_channels, s.out_channels, s.in_h, s.in_w);
   // U [16][cin][coutp] and the padded bias after it, in the caller's scratch (the blocks use
-  // slots 0..2 of whichever thread runs them).
+  // slots 0..2 of whichever thread runs them). The same steps as prepare + forward_prepared.
   float* u = thread_scratch(3, 16 * g.cin * g.coutp + g.coutp);
-  transform_weights(w, g.cin, g.cout, g.coutp, 9, g.cin * 9, false, u);
+  winograd_prepare(s, w, u);
   float* bias = nullptr;
   if (b) {
     bias = u + 16 * g.cin * g.coutp;
@@ -617,7 +691,7 @@ void winograd_conv2d_backward_input(const Conv2dShape& s, const float* dy, const
   // w[co][ci] flipped in space.
   const Geometry g = make_geometry(s.batch, s.out_channels, s.in_channels, s.in_h, s.in_w);
   float* u = thread_scratch(3, 16 * g.cin * g.coutp);
-  transform_weights(w, g.cin, g.cout, g.coutp, s.in_channels * 9, 9, true, u);
+  transform_weights(w, g.cin * g.cout * 9, g.cin, g.cout, g.coutp, s.in_channels * 9, 9, true, u);
   forward(g, dy, u, nullptr, dx);
 }
 

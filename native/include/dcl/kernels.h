@@ -55,6 +55,20 @@ using Conv2dBackwardInputFn = void (*)(const Conv2dShape&, const float* dy, cons
 // dw: [Cout, Cin, KH, KW]; db: [Cout] or nullptr (then the bias gradient is not computed).
 using Conv2dBackwardWeightFn = void (*)(const Conv2dShape&, const float* x, const float* dy,
                                         float* dw, float* db);
+// Prepared weights for inference: the forward's weight operand computed once instead of on every
+// call. conv2d_prepare(s, w, prepared) writes conv2d_prepared_floats(s) floats: a header of
+// kConv2dPreparedHeader floats naming the layout, then the layout the forward of this ISA reads
+// for this layer under the current conv algorithm (the Winograd U, the direct path's packed
+// panel, or for serial a copy of w). The layout depends on the channels, kernel, stride and
+// padding of s (and on the ISA and conv algorithm), never on the batch or the image size.
+// conv2d_forward_prepared(s, x, prepared, b, y) gives bit for bit what conv2d_forward(s, x, w,
+// b, y) gives; it throws E_ARG when the header does not match s, the ISA and the conv algorithm
+// (weights prepared under another setting). The bias stays a separate argument.
+constexpr int64_t kConv2dPreparedHeader = 16;
+using Conv2dPreparedFloatsFn = int64_t (*)(const Conv2dShape&);
+using Conv2dPrepareFn = void (*)(const Conv2dShape&, const float* w, float* prepared);
+using Conv2dForwardPreparedFn = void (*)(const Conv2dShape&, const float* x, const float* prepared,
+                                         const float* b, float* y);
 // y: [N, C, OH, OW]; argmax: index (ih * W + iw) of the winning input inside its plane. The
 // winner is found by starting from -inf with the window's first element and taking, row by row,
 // each element strictly greater than the best so far (ordered compare: NaN never takes over; ties
@@ -125,6 +139,37 @@ using QuantizePackFn = void (*)(int64_t count, int n, int q, const float* p, int
 using CodeDistancesFn = void (*)(int64_t count, int n, int q, bool hamming, const int32_t* a,
                                  const int32_t* b, uint32_t* dist);
 
+// ---- exhaustive scans over a database of codes (k nearest, range) --------------------------
+// database: [count] codes, queries: [queries] codes, all of layout n x q (bits above n q zero,
+// checked by lib/). The distance is the code_distances one: Hamming over the n q bits for q = 1
+// or with `hamming`, else L1 over the n q-bit fields (uint32: 1x32 distances reach 2^32 - 1).
+// Exact, on every ISA, and independent of the thread count (the ISAs differ only in speed).
+struct CodeScanShape {
+  int64_t count = 0;    // N database codes (< 2^31)
+  int64_t queries = 0;  // Q
+  int n = 0, q = 0;
+  bool hamming = false;
+};
+// k nearest (k >= 1): for query i, indices[i k + j] / distances[i k + j], j < k, are the k
+// database codes with the smallest (distance, index) pairs in ascending order: by distance, ties
+// broken by the smaller database index. With N < k the last k - N entries are index -1 and
+// distance 0xffffffff.
+using CodeKnnFn = void (*)(const CodeScanShape&, const int32_t* database, const int32_t* queries, int64_t k,
+                           int32_t* indices, uint32_t* distances);
+// Range search output. The kernel writes offsets[0 .. Q] (offsets[0] = 0, the hits of query i are
+// entries offsets[i] .. offsets[i + 1] - 1), then calls allocate(context, total, &indices,
+// &distances) once with the total number of hits (throws E_ARG when it exceeds 2^31 - 1) and
+// fills the two arrays of `total` entries it gets back (allocate may throw).
+struct CodeRangeOutput {
+  int64_t* offsets = nullptr;  // [Q + 1]
+  void (*allocate)(void* context, int64_t total, int32_t** indices, uint32_t** distances) = nullptr;
+  void* context = nullptr;
+};
+// Range: every database code within distance `radius` (distance <= radius) of each query, in
+// ascending index order per query, with its distance.
+using CodeRangeFn = void (*)(const CodeScanShape&, const int32_t* database, const int32_t* queries,
+                             uint32_t radius, const CodeRangeOutput& out);
+
 // Fused |tanh| + max-pool (max over a window of |tanh(x)| = tanh(max over the window of |x|)).
 // y: [N, C, OH, OW] = tanh(|x[winner]|); argmax: index (ih * W + iw) of the winner in its plane.
 // The winner rule: start from -1 with the window's first element, walk the window row by row and
@@ -172,6 +217,11 @@ struct CpuKernels {
   AbsTanhMaxPool2dForwardFn abs_tanh_max_pool2d_forward;
   AbsTanhMaxPool2dBackwardFn abs_tanh_max_pool2d_backward;
   AdamUpdateFn adam_update;
+  Conv2dPreparedFloatsFn conv2d_prepared_floats;
+  Conv2dPrepareFn conv2d_prepare;
+  Conv2dForwardPreparedFn conv2d_forward_prepared;
+  CodeKnnFn code_knn;
+  CodeRangeFn code_range;
 };
 
 }  // namespace dcl

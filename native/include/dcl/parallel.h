@@ -1,9 +1,14 @@
 // A small persistent thread pool for the CPU kernels.
 //
-// parallel_for splits [0, n) into contiguous chunks, one per thread, and runs them on the pool's
-// workers plus the calling thread. The pool runs one parallel region at a time; a call made while
-// another region is running (from a second JS worker thread, or from inside a region) runs
-// serially on the caller instead of waiting, so it can never deadlock.
+// parallel_for splits [0, n) into contiguous chunks, one per pool thread, numbered 0..threads-1
+// (the `thread` argument is that chunk number, fixed by the split), and runs them on the pool's
+// workers plus the calling thread: each thread claims the next unrun chunk, so a caller whose
+// workers are slow to wake (a loaded machine) runs the chunks itself instead of waiting. A chunk
+// runs on exactly one OS thread, but which one is not fixed: per-chunk state belongs in arrays
+// indexed by the chunk number, per-OS-thread scratch in thread_scratch. The pool runs one
+// parallel region at a time; a call made while another region is running (from a second JS
+// worker thread, or from inside a region) runs serially on the caller instead of waiting, so it
+// can never deadlock.
 //
 // Kernels compiled with ISA flags (-mavx2, -mavx512f) must not instantiate shared inline or
 // template code (std::function, std::vector, std::max ...): the linker may keep the AVX-512 copy
@@ -27,7 +32,8 @@ void set_thread_count(int n);
 int hardware_threads();
 
 void parallel_for_raw(int64_t n, RangeFn fn, void* context);
-// Runs fn(thread) once on each of `threads` threads (threads <= thread_count()).
+// Runs fn(thread) once on each of `threads` threads (threads <= thread_count()), pool thread t
+// running fn(t), all at the same time (the FMA peak measurement needs that).
 void parallel_run_raw(int threads, void (*fn)(void* context, int thread), void* context);
 
 template <class F>
