@@ -33,6 +33,8 @@ import {
 } from '../lib/index.js';
 import { trainSection } from './train.js';
 import { dpSection } from './dp.js';
+import { scanSection } from './scan.js';
+import { binSection } from './bins.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -47,23 +49,28 @@ interface Options {
   train: boolean;
   /** Only the training-step / encode section (skip the kernel tables and pair-loss figures). */
   trainOnly: boolean;
+  /** The search sections (exhaustive scans, BinIndex), with FAISS when python3-faiss is there. */
+  search: boolean;
+  searchOnly: boolean;
   trainRounds: number | null;
 }
 
 const USAGE = `usage: npm run bench -- [options]
   --quick          fewer repeats (about 0.3 s per kernel instead of 1 s), 3 PyTorch rounds
   --isa LIST       only these ISAs (repeatable or comma list: serial, avx2, avx512)
-  --no-torch       skip the PyTorch comparisons (and onnxruntime-node's, whose model PyTorch exports)
+  --no-torch       skip the Python comparisons (PyTorch, onnxruntime-node whose model PyTorch exports, FAISS)
   --rounds N       PyTorch comparison rounds (default 9, --quick 3)
   --train          the training-step / encode section (the default)
   --no-train       skip it
   --train-only     only that section (no kernel tables, PyTorch conv comparison or pair-loss figures)
+  --no-search      skip the search sections (exhaustive k-NN scans and BinIndex over 10M codes, vs FAISS)
+  --search-only    only the search sections
   --train-rounds N its rounds (default 7, --quick 3)
   --json FILE      also write every figure as JSON to FILE
 Environment: DCL_THREADS sets the kernel threads (default: all cores), DCL_ADDON a .node file to load.`;
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { json: null, isas: null, quick: false, torch: true, rounds: null, train: true, trainOnly: false, trainRounds: null };
+  const o: Options = { json: null, isas: null, quick: false, torch: true, rounds: null, train: true, trainOnly: false, search: true, searchOnly: false, trainRounds: null };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith('--')) usageError(`${flag} needs a value`);
@@ -76,6 +83,8 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--train') o.train = true;
     else if (a === '--no-train') o.train = false;
     else if (a === '--train-only') o.trainOnly = o.train = true;
+    else if (a === '--no-search') o.search = false;
+    else if (a === '--search-only') o.searchOnly = o.search = true;
     else if (a === '--json') o.json = value(i++, a);
     else if (a === '--rounds') {
       const n = Number(value(i++, a));
@@ -1007,7 +1016,7 @@ async function main() {
 
   const results: IsaResult[] = [];
   try {
-    if (!opts.trainOnly) for (const isa of isas) results.push(benchIsa(isa, caps.threads, opts));
+    if (!opts.trainOnly && !opts.searchOnly) for (const isa of isas) results.push(benchIsa(isa, caps.threads, opts));
   } finally {
     setIsa(caps.isa);
   }
@@ -1017,8 +1026,8 @@ async function main() {
   const widest = [...isas].sort((a, b) => ALL_ISAS.indexOf(b) - ALL_ISAS.indexOf(a))[0];
   let torch: unknown;
   let train: unknown = { skipped: 'not asked for (--no-train)' };
-  if (opts.trainOnly) {
-    torch = { skipped: 'not asked for (--train-only)' };
+  if (opts.trainOnly || opts.searchOnly) {
+    torch = { skipped: 'not asked for' };
   } else if (widest === 'serial') {
     console.log('\nPyTorch comparison skipped: only the serial ISA was benchmarked');
     torch = { skipped: 'serial only' };
@@ -1031,8 +1040,9 @@ async function main() {
       setIsa(caps.isa);
     }
   }
-  const dp = opts.trainOnly ? { skipped: 'not asked for (--train-only)' } : dpSection(isas, opts.quick);
-  if (opts.train && widest === 'serial') {
+  const dp = opts.trainOnly || opts.searchOnly ? { skipped: 'not asked for' } : dpSection(isas, opts.quick);
+  if (opts.searchOnly) train = { skipped: 'not asked for (--search-only)' };
+  else if (opts.train && widest === 'serial') {
     console.log('\nTraining / encode section skipped: only the serial ISA was benchmarked');
     train = { skipped: 'serial only' };
   } else if (opts.train) {
@@ -1041,6 +1051,13 @@ async function main() {
     } finally {
       setIsa(caps.isa);
     }
+  }
+
+  let scan: unknown = { skipped: 'not asked for (--no-search)' };
+  let bins: unknown = { skipped: 'not asked for (--no-search)' };
+  if (opts.search && !opts.trainOnly) {
+    scan = await scanSection({ quick: opts.quick, faiss: opts.torch });
+    bins = await binSection({ quick: opts.quick, faiss: opts.torch });
   }
 
   const loadAtEnd = loadAverage();
@@ -1061,6 +1078,8 @@ async function main() {
       torch,
       dp,
       train,
+      scan,
+      bins,
       seconds: (Date.now() - startedAt) / 1e3,
       loadAverage: { start: loadAtStart, end: loadAtEnd },
     };
