@@ -175,7 +175,7 @@ export async function main(argv: string[], commands: CommandSpec[], out: Output 
       'usage: dcl <command> [options]    (dcl <command> --help for its options)',
       '',
       'commands:',
-      ...commands.map((c) => `  ${c.name.padEnd(10)}  ${c.summary}`),
+      ...commands.map((c) => `  ${c.name.padEnd(Math.max(...commands.map((x) => x.name.length)))}  ${c.summary}`),
     ].join('\n');
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {

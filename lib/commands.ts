@@ -390,4 +390,213 @@ const reproduceCommand: CommandSpec = {
   },
 };
 
-export const COMMANDS: CommandSpec[] = [trainCommand, encodeCommand, evalCommand, reproduceCommand, demo];
+// ---------------------------------------------------------------------------------------------
+// dcl index build | search
+
+/** The sidecar of an index file: the image files whose positions are the index's ids. */
+function indexSidecar(file: string): string {
+  return `${file}.files.json`;
+}
+
+async function encodeFiles(ctx: CommandContext, modelFile: string, files: string[]) {
+  const model = await loadModel(modelFile);
+  const decoded = await loadImages(files, resolvePreprocessing(model.preprocessing as ImagePreprocessing), {
+    signal: ctx.signal,
+    onProgress: loadProgress(ctx, 'decoding'),
+  });
+  ctx.out.endProgress();
+  const codes = await encode(model, { images: decoded.images, shape: decoded.shape }, { signal: ctx.signal });
+  return { model, codes };
+}
+
+const indexCommand: CommandSpec = {
+  name: 'index',
+  summary: 'build a bin index of face images (index build), or find the nearest faces to images (index search)',
+  args: 'build IMAGE|FOLDER...  |  search IMAGE...',
+  options: {
+    model: { type: 'string', help: 'model file (from dcl train)', value: 'FILE' },
+    out: { type: 'string', help: 'build: the index file to write (and FILE.files.json, the image list)', value: 'FILE' },
+    index: { type: 'string', help: 'search: the index file (from dcl index build)', value: 'FILE' },
+    k: { type: 'int', help: 'search: faces to show per image', default: 10, value: 'N' },
+    'max-bins': { type: 'int', help: 'search: visit at most N occupied bins (then show every face in them, up to --k)', value: 'N' },
+  },
+  details:
+    'build encodes every image with the model and stores its code with id = its position in the list\n' +
+    '(folders are searched for images, sorted by name); the list goes next to the index as FILE.files.json.\n' +
+    'search prints, for each image, the nearest indexed faces: rank, distance, file (bins in ascending\n' +
+    'distance from the image\'s code, ties in ascending code, faces of a bin in the order they were indexed).',
+  async run(ctx) {
+    const [action, ...inputs] = ctx.positional;
+    if (action !== 'build' && action !== 'search') throw new UsageError(`give 'build' or 'search' after 'index'${action ? `, not '${action}'` : ''}`);
+    if (typeof ctx.options.model !== 'string') throw new UsageError('--model FILE is required');
+    if (inputs.length === 0) throw new UsageError(action === 'build' ? 'give at least one image or folder to index' : 'give at least one image to search for');
+    const { BinIndex } = await import('./bin-index.js');
+    if (action === 'build') {
+      if (typeof ctx.options.out !== 'string') throw new UsageError('--out FILE is required');
+      const files = listImages(inputs);
+      if (files.length === 0) throw new UsageError('no images found (looked for .jpg, .jpeg, .png, .webp, .tif, .tiff, .pgm)');
+      const { model, codes } = await encodeFiles(ctx, ctx.options.model, files);
+      const index = new BinIndex({ layout: model.layout });
+      index.add(codes, Array.from(codes, (_, i) => i));
+      await index.save(ctx.options.out);
+      writeFileEnsuringDir(indexSidecar(ctx.options.out), JSON.stringify({ layout: model.layout.name, files }, null, 2) + '\n');
+      ctx.out.print(`indexed ${files.length} faces of layout ${model.layout.name} in ${index.bins} bins; written to ${ctx.options.out} and ${indexSidecar(ctx.options.out)}`);
+      return;
+    }
+    if (typeof ctx.options.index !== 'string') throw new UsageError('--index FILE is required');
+    const index = await BinIndex.load(ctx.options.index);
+    let names: string[];
+    try {
+      names = (JSON.parse(fs.readFileSync(indexSidecar(ctx.options.index), 'utf8')) as { files: string[] }).files;
+    } catch {
+      names = [];
+      ctx.out.note(`warning: ${indexSidecar(ctx.options.index)} could not be read; showing ids instead of file names`);
+    }
+    const files = listImages(inputs);
+    const { model, codes } = await encodeFiles(ctx, ctx.options.model, files);
+    if (model.layout.name !== index.layout.name)
+      throw new UsageError(`the model's layout ${model.layout.name} is not the index's layout ${index.layout.name}`);
+    const k = int(ctx, 'k', 10);
+    const options = ctx.options['max-bins'] !== undefined ? { k, maxBins: ctx.options['max-bins'] as number } : { k };
+    const lines: string[] = [];
+    for (let i = 0; i < files.length; i++) {
+      const r = index.search(codes[i], options);
+      lines.push(`${files[i]}\tcode ${codes[i]}\t${r.ids.length} found (${r.stats.binsVisited} bins visited, ${r.stats.strategy})`);
+      for (let j = 0; j < r.ids.length; j++) lines.push(`  ${j + 1}\t${r.distances[j]}\t${names[r.ids[j]] ?? `id ${r.ids[j]}`}`);
+    }
+    ctx.out.print(lines.join('\n'));
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// dcl classify fit | predict
+
+/** The look-up table's prediction options from the command line (undefined: the table's own). */
+function lutOptions(ctx: CommandContext): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  if (ctx.options['min-samples'] !== undefined) o.minSamples = ctx.options['min-samples'];
+  if (ctx.options.weighting !== undefined) o.weighting = ctx.options.weighting;
+  if (ctx.options.tau !== undefined) o.tau = ctx.options.tau;
+  if (ctx.options['max-distance'] !== undefined) o.maxDistance = ctx.options['max-distance'];
+  return o;
+}
+
+const classifyCommand: CommandSpec = {
+  name: 'classify',
+  summary: 'attributes by look-up table over bins: count labelled faces per bin (classify fit), then predict (classify predict)',
+  args: 'fit  |  predict IMAGE...',
+  options: {
+    model: { type: 'string', help: 'model file (from dcl train): the codes', value: 'FILE' },
+    lut: { type: 'string', help: 'the table file: written by fit, read by predict', value: 'FILE' },
+    list: { type: 'string', help: 'fit: a list file of path<TAB>class lines', value: 'FILE' },
+    'lfw-gender': { type: 'string', help: "fit: LFW's gender lists instead, over the View 1 training people (peopleDevTrain)", value: 'DIR' },
+    images: { type: 'string', help: "with --lfw-gender: LFW's image folder under DIR, when not found automatically", value: 'NAME' },
+    'all-people': { type: 'boolean', help: 'with --lfw-gender: every person of people.txt, not only peopleDevTrain' },
+    'min-samples': { type: 'int', help: 'widen to nearby bins until this many labelled faces are gathered', default: 1, value: 'N' },
+    weighting: { type: 'string', help: "'none', 'inverse' (1 / (1 + d)) or 'exp' (exp(-d / tau))", default: 'none', value: 'W' },
+    tau: { type: 'number', help: "length scale of 'exp' weighting", default: 1, value: 'T' },
+    'max-distance': { type: 'int', help: 'visit no bin farther than this (then answer the prior)', value: 'D' },
+    ...cacheOptions,
+  },
+  details:
+    'fit encodes every labelled image with the model and counts, per occupied bin, the faces of each class; the\n' +
+    'options --min-samples, --weighting, --tau and --max-distance given to fit are stored as the table\'s defaults,\n' +
+    'given to predict they override them. predict prints, per image: file, class, its probability, and the faces\n' +
+    'and bins gathered (bins in ascending distance from the image\'s code, ties in ascending code), or "prior" when\n' +
+    'no bin lies within --max-distance (the answer is then the class frequencies of everything counted).',
+  async run(ctx) {
+    const [action, ...inputs] = ctx.positional;
+    if (action !== 'fit' && action !== 'predict') throw new UsageError(`give 'fit' or 'predict' after 'classify'${action ? `, not '${action}'` : ''}`);
+    if (typeof ctx.options.model !== 'string') throw new UsageError('--model FILE is required');
+    if (typeof ctx.options.lut !== 'string') throw new UsageError('--lut FILE is required');
+    const { LutClassifier } = await import('./lut-classifier.js');
+    if (action === 'fit') {
+      if (inputs.length) throw new UsageError(`unexpected argument '${inputs[0]}' (fit takes its images from --list or --lfw-gender)`);
+      const hasList = typeof ctx.options.list === 'string';
+      const hasLfw = typeof ctx.options['lfw-gender'] === 'string';
+      if (hasList === hasLfw) throw new UsageError('give exactly one of --list FILE and --lfw-gender DIR');
+      let list: { files: string[]; labels: Int32Array; names: string[] };
+      if (hasList) list = (await import('./images.js')).readListFile(ctx.options.list as string);
+      else {
+        const { lfwGenderList } = await import('./gender.js');
+        const where = findLfw(ctx.options['lfw-gender'] as string, ctx.options.images ? { images: ctx.options.images as string } : undefined);
+        const g = lfwGenderList(where, ctx.options['all-people'] ? 'all' : 'view1-train');
+        ctx.out.note(`LFW gender: ${g.summary.male} male and ${g.summary.female} female images of ${g.summary.people} people; left out ${g.summary.unlabelledBoth} in both lists, ${g.summary.unlabelledNeither} in neither`);
+        list = g;
+      }
+      if (new Set(list.names).size < 2) throw new UsageError(`a table needs at least two classes; the list has ${list.names.length === 1 ? `only '${list.names[0]}'` : 'none'}`);
+      const model = await loadModel(ctx.options.model);
+      const pre = resolvePreprocessing(model.preprocessing as ImagePreprocessing);
+      const data = await loadDataset({ files: list.files, labels: list.labels, names: list.names }, pre, {
+        size: 'network',
+        cache: cacheOf(ctx),
+        signal: ctx.signal,
+        onProgress: loadProgress(ctx, 'decoding'),
+        onWarning: (m) => ctx.out.note(`warning: ${m}`),
+      });
+      ctx.out.endProgress();
+      const codes = await encode(model, { images: data.images, shape: data.shape }, { signal: ctx.signal });
+      const table = new LutClassifier({ layout: model.layout, classes: list.names, ...lutOptions(ctx) }).fit(codes, data.labels);
+      await table.save(ctx.options.lut);
+      const counts = table.classCounts;
+      ctx.out.print(
+        `counted ${table.size} faces (${list.names.map((n, i) => `${n} ${counts[i]}`).join(', ')}) in ${table.bins} bins of layout ${model.layout.name}` +
+          `${data.skipped.length ? ` (${data.skipped.length} images skipped)` : ''}; written to ${ctx.options.lut}`,
+      );
+      return;
+    }
+    if (inputs.length === 0) throw new UsageError('give at least one image to classify');
+    const table = await LutClassifier.load(ctx.options.lut);
+    const files = listImages(inputs);
+    if (files.length === 0) throw new UsageError('no images found (looked for .jpg, .jpeg, .png, .webp, .tif, .tiff, .pgm)');
+    const { model, codes } = await encodeFiles(ctx, ctx.options.model, files);
+    if (model.layout.name !== table.layout.name) throw new UsageError(`the model's layout ${model.layout.name} is not the table's layout ${table.layout.name}`);
+    const r = table.predictDetailed(codes, lutOptions(ctx));
+    const lines = files.map((f, i) => {
+      const label = r.labels[i];
+      const p = r.proba[i * r.classes + label];
+      const how = r.fallback[i] ? 'prior (no bin within reach)' : `${r.samples[i]} faces in ${r.bins[i]} bins, distance <= ${r.distance[i]}`;
+      return `${f}\t${table.classNames[label]}\t${p.toFixed(3)}\t${how}`;
+    });
+    ctx.out.print(lines.join('\n'));
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// dcl search-eval
+
+const searchEvalCommand: CommandSpec = {
+  name: 'search-eval',
+  summary: "the paper's search experiment on LFW: recall against bins visited, for a View 1 model",
+  options: {
+    model: { type: 'string', help: 'a model trained on View 1 (dcl train --lfw DIR --protocol view1)', value: 'FILE' },
+    lfw: { type: 'string', help: 'LFW root (lfw-names.txt, peopleDevTest.txt, images)', value: 'DIR' },
+    images: { type: 'string', help: "LFW's image folder under DIR, when not found automatically", value: 'NAME' },
+    out: { type: 'string', help: 'folder for search-<layout>.md / .json / .svg', default: 'dcl-search', value: 'DIR' },
+    cache: { type: 'string', help: 'folder for the decoded-image cache', value: 'DIR' },
+    'no-cache': { type: 'boolean', help: 'decode every image again, write no cache' },
+  },
+  details:
+    'Every image of a peopleDevTest person with more than two images is a query against all LFW faces but itself;\n' +
+    "recall is the share of the person's other images whose bins come within the first b bins visited (ascending\n" +
+    'distance, ties by code), for b = 1, 2, 4, ... 2^22 bins of the whole code space.',
+  async run(ctx) {
+    if (ctx.positional.length) throw new UsageError(`unexpected argument '${ctx.positional[0]}'`);
+    if (typeof ctx.options.model !== 'string' || typeof ctx.options.lfw !== 'string') throw new UsageError('--model FILE and --lfw DIR are required');
+    const { searchEval, searchEvalMarkdown, writeSearchEval } = await import('./search-eval.js');
+    const report = await searchEval({
+      lfw: ctx.options.lfw,
+      ...(ctx.options.images ? { images: ctx.options.images as string } : {}),
+      model: ctx.options.model,
+      cache: ctx.options['no-cache'] ? false : ((ctx.options.cache as string | undefined) ?? true),
+      signal: ctx.signal,
+      onProgress: (done, total) => ctx.out.progress(`decoding LFW: ${done}/${total}`),
+    });
+    ctx.out.endProgress();
+    ctx.out.print(searchEvalMarkdown(report));
+    const files = writeSearchEval((ctx.options.out as string | undefined) ?? 'dcl-search', report);
+    ctx.out.note(`written: ${files.join(', ')}`);
+  },
+};
+
+export const COMMANDS: CommandSpec[] = [trainCommand, encodeCommand, evalCommand, reproduceCommand, demo, indexCommand, searchEvalCommand, classifyCommand];

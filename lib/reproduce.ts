@@ -23,6 +23,7 @@ import type { ImageBatch, ImagePreprocessing, LoadedDataset } from './images.js'
 import { findLfw, lfwView1Split, lfwView2Split } from './lfw.js';
 import type { LfwImageSet, LfwPairSet, LfwSplit } from './lfw.js';
 import type { Model, TrainMethod } from './model.js';
+import { searchEval, searchEvalMarkdown, writeSearchEval } from './search-eval.js';
 import { encode, train } from './train.js';
 import type { TrainOptions, TrainProgress } from './train.js';
 import { describe, knownKeys, plainObject } from './validate.js';
@@ -149,6 +150,8 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
     protocol === 'view1' ? [lfwView1Split(location)] : Array.from({ length: folds }, (_, k) => lfwView2Split(location, k));
   const results = new Map<string, RowResult>(rows.map((r) => [r.id, { row: r, folds: [], mean: NaN, std: NaN, trainSeconds: [], distinctCodes: [] }]));
   const trainImages: number[] = [];
+  // The View 1 8x4 model also runs the search experiment (lib/search-eval.ts) at the end.
+  let searchModel: Model | null = null;
   const load = async (set: LfwImageSet, what: string): Promise<LoadedDataset> => {
     const data = await loadDataset({ files: set.paths, labels: set.labels, names: set.people }, pre, {
       size: 'stored',
@@ -202,6 +205,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
           onProgress: (progress) => emit({ kind: 'train', row: row.id, fold, progress }),
         });
         result.trainSeconds.push((performance.now() - rowStart) / 1e3);
+        if (protocol === 'view1' && row.id === '8x4-rounding') searchModel = model;
         if (saveModels) {
           fs.mkdirSync(path.join(out, 'models'), { recursive: true });
           await model.save(path.join(out, 'models', `${row.id}-${fold === null ? 'view1' : `fold${fold}`}.safetensors`));
@@ -232,9 +236,16 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
   }
   const rowResults = [...results.values()];
   const seconds = (performance.now() - t0) / 1e3;
-  const markdown = reportMarkdown(protocol, rowResults, { epochs, seconds, trainImages, folds: splits.length, lfw: location.root });
+  let markdown = reportMarkdown(protocol, rowResults, { epochs, seconds, trainImages, folds: splits.length, lfw: location.root });
+  const searchFiles: string[] = [];
+  if (searchModel !== null) {
+    emit({ kind: 'note', message: 'search experiment: encoding all LFW faces with the 8x4 model' });
+    const search = await searchEval({ lfw: location.root, images: location.imagesDir, model: searchModel, cache: (o.cache as boolean | string | undefined) ?? true, signal });
+    markdown += '\n' + searchEvalMarkdown(search);
+    searchFiles.push(...writeSearchEval(out, search));
+  }
   const files = writeReport(out, protocol, markdown, rowResults, { started: started.toISOString(), seconds, epochs, trainImages, lfw: location.root, preprocessing: pre, train: extra });
-  return { protocol, lfw: location.root, started: started.toISOString(), seconds, epochs, trainImages, rows: rowResults, markdown, files };
+  return { protocol, lfw: location.root, started: started.toISOString(), seconds, epochs, trainImages, rows: rowResults, markdown, files: [...files, ...searchFiles] };
 }
 
 interface PairIndex {

@@ -172,6 +172,7 @@ async function writeTinyLfw(root: string): Promise<void> {
   const same = [4, 5, 6, 7].flatMap((i) => [`${p(i)}\t1\t2`, `${p(i)}\t3\t4`]);
   const diff = [4, 5, 6, 7].flatMap((i) => [`${p(i)}\t1\t${p(((i - 3) % 4) + 4)}\t2`, `${p(i)}\t3\t${p(((i - 2) % 4) + 4)}\t4`]);
   fs.writeFileSync(path.join(root, 'pairsDevTest.txt'), [String(same.length), ...same, ...diff, ''].join('\n'));
+  fs.writeFileSync(path.join(root, 'lfw-names.txt'), [0, 1, 2, 3, 4, 5, 6, 7].map((i) => `${p(i)}\t4`).join('\n') + '\n');
   fs.writeFileSync(path.join(root, 'pairsDevTrain.txt'), ['1', `${p(0)}\t1\t2`, `${p(0)}\t1\t${p(1)}\t1`, ''].join('\n'));
 }
 
@@ -197,7 +198,16 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /\| 8x4, rounding \| Figure 4 \| \d+\.\d \+- \d+\.\d \| 91\.4 \|/);
   assert.match(r.stdout, /PCA to 32 dims/);
-  for (const f of ['reproduce-view1.md', 'reproduce-view1.json', 'figure4-view1.svg']) assert.ok(fs.existsSync(path.join(out, f)), f);
+  for (const f of ['reproduce-view1.md', 'reproduce-view1.json', 'figure4-view1.svg', 'search-8x4.md', 'search-8x4.svg']) assert.ok(fs.existsSync(path.join(out, f)), f);
+  assert.match(r.stdout, /recall against bins visited \(8x4\)/);
+  // 4 test people x 4 images: 16 queries with 3 targets each; all found once every bin is visited.
+  const search = JSON.parse(fs.readFileSync(path.join(out, 'search-8x4.json'), 'utf8'));
+  assert.is(search.queries, 16);
+  assert.ok(search.recall[0].recall <= search.recall[search.recall.length - 1].recall);
+
+  const se = await run('search-eval', '--model', path.join(out, 'models', '8x4-rounding-view1.safetensors'), '--lfw', root, '--cache', cache, '--out', path.join(tmp, 'se'));
+  assert.is(se.code, 0, se.stderr);
+  assert.match(se.stdout, /\| 1 \| 2\.33e-10 \|/);
   assert.match(fs.readFileSync(path.join(out, 'figure4-view1.svg'), 'utf8'), /<svg[^>]*>[\s\S]*rounding[\s\S]*<\/svg>/);
   const bad = await run('reproduce', '--lfw', root, '--rows', 'nope');
   assert.is(bad.code, 1);
