@@ -1,5 +1,6 @@
 // Face search over bins (BinIndex) at 10 million random 32x1 codes: build time and memory,
-// per-query latency (median, 99th percentile) for maxBins = 1,000 and for exact k = 10,
+// per-query latency (median, 99th percentile) for maxBins = 1,000 and for exact k = 10 (auto, and
+// each of mih / prefix / enumerate forced),
 // searchBatch queries/s on 2 threads, and FAISS's binary hash indexes on the same codes and
 // queries in the same run (bench/faiss_bins.py, when /usr/bin/python3 imports faiss), with recall
 // against the exact k nearest (distance-based: a result at most the exact k-th distance counts).
@@ -110,10 +111,28 @@ export async function binSection(opts: { quick: boolean; faiss: boolean }): Prom
     t = performance.now();
     index.search(queries[0], { k, strategy: 'prefix' });
     const prefixSeconds = (performance.now() - t) / 1e3;
+    const beforeMih = index.memoryBytes;
+    t = performance.now();
+    index.search(queries[0], { k, strategy: 'mih' }); // builds the MIH tables
+    const mihSeconds = (performance.now() - t) / 1e3;
+    const mihBytes = index.memoryBytes - beforeMih;
+    const plan = index.explain({ k });
+    console.log(
+      `mih tables: ${plan.mihDims.length} groups of ${plan.mihDims.join(' + ')} dimensions, built in ${mihSeconds.toFixed(2)} s, ` +
+        `${(mihBytes / 2 ** 20).toFixed(0)} MiB (${(mihBytes / index.bins).toFixed(1)} bytes per bin); auto for k = ${k}: ${plan.strategy}`,
+    );
+    // Exact k = 10 by mih must equal the exhaustive rank on every query (recall 1.0, not sampled).
+    const mihAll = index.searchBatchSync(queries, { k, strategy: 'mih' });
+    const rankAll = index.searchBatchSync(queries.subarray(0, opts.quick ? 50 : 100), { k, strategy: 'rank' });
+    for (let i = 0; i < rankAll.count; i++)
+      if (mihAll.ids.subarray(mihAll.offsets[i], mihAll.offsets[i + 1]).join() !== rankAll.ids.subarray(rankAll.offsets[i], rankAll.offsets[i + 1]).join())
+        throw new Error(`bins: mih disagrees with rank on query ${i}`);
 
     const single = {
       maxBins1000: latency(index, queries, { maxBins: 1000 }),
       exactK10: latency(index, queries, { k }),
+      exactK10Mih: latency(index, queries, { k, strategy: 'mih' }),
+      exactK10Prefix: latency(index, queries, { k, strategy: 'prefix' }),
       exactK10Enumerate: latency(index, queries, { k, strategy: 'enumerate' }),
     };
     console.log('search (one query per call)      strategy    median ms   p99 ms   bins visited   codes enumerated');
@@ -124,14 +143,16 @@ export async function binSection(opts: { quick: boolean; faiss: boolean }): Prom
     const rounds = opts.quick ? 3 : 5;
     const batch = {
       exactK10: await batchRate(index, queries, { k }, rounds),
+      exactK10Mih: await batchRate(index, queries, { k, strategy: 'mih' }, rounds),
+      exactK10Prefix: await batchRate(index, queries, { k, strategy: 'prefix' }, rounds),
       exactK10Enumerate: await batchRate(index, queries, { k, strategy: 'enumerate' }, rounds),
       maxBins1000: await batchRate(index, queries, { maxBins: 1000 }, rounds),
     };
     for (const [name, r] of Object.entries(batch))
       console.log(`searchBatch ${name}: ${r.median.toFixed(0)} queries/s [${r.min.toFixed(0)}-${r.max.toFixed(0)}] on ${capabilities().threads} threads`);
 
-    // The exact k-th distance of every query, for FAISS's recall.
-    const exact = index.searchBatchSync(queries, { k });
+    // The exact k-th distance of every query, for FAISS's recall (mih: checked against rank above).
+    const exact = mihAll;
     const kth = new Uint32Array(Q);
     for (let i = 0; i < Q; i++) kth[i] = exact.distances[exact.offsets[i + 1] - 1];
 
@@ -161,19 +182,24 @@ export async function binSection(opts: { quick: boolean; faiss: boolean }): Prom
         const rows = (faiss as { rows: { index: string; queriesPerSecond: number; recall: number }[] }).rows;
         console.log(`k = ${k}, ${Q} queries, 2 threads            queries/s   recall@${k}`);
         console.log(`  BinIndex exact, auto (searchBatch)    ${batch.exactK10.median.toFixed(0).padStart(9)}   1.000`);
+        console.log(`  BinIndex exact, mih                   ${batch.exactK10Mih.median.toFixed(0).padStart(9)}   1.000`);
+        console.log(`  BinIndex exact, prefix                ${batch.exactK10Prefix.median.toFixed(0).padStart(9)}   1.000`);
         console.log(`  BinIndex exact, enumerate (hash)      ${batch.exactK10Enumerate.median.toFixed(0).padStart(9)}   1.000`);
         for (const row of rows) console.log(`  FAISS ${row.index.padEnd(32)} ${row.queriesPerSecond.toFixed(0).padStart(9)}   ${row.recall.toFixed(3)}`);
         const multi = rows.find((x) => x.index.startsWith('IndexBinaryMultiHash'));
         const flip2 = rows.find((x) => x.index.endsWith('nflip 2'));
-        if (multi) console.log(`  exact BinIndex / FAISS MultiHash (exact): ${(batch.exactK10.median / multi.queriesPerSecond).toFixed(1)}x`);
-        if (flip2) console.log(`  exact BinIndex / FAISS Hash nflip 2 (recall ${flip2.recall.toFixed(2)}): ${(batch.exactK10.median / flip2.queriesPerSecond).toFixed(1)}x`);
+        if (multi) console.log(`  exact BinIndex auto / mih / FAISS MultiHash (exact): ${(batch.exactK10.median / multi.queriesPerSecond).toFixed(1)}x / ${(batch.exactK10Mih.median / multi.queriesPerSecond).toFixed(1)}x`);
+        if (flip2)
+          console.log(
+            `  exact BinIndex auto / mih / FAISS Hash nflip 2 (recall ${flip2.recall.toFixed(3)}): ${(batch.exactK10.median / flip2.queriesPerSecond).toFixed(1)}x / ${(batch.exactK10Mih.median / flip2.queriesPerSecond).toFixed(1)}x`,
+          );
       }
     }
     return {
       codes: N,
       queries: Q,
       threads: capabilities().threads,
-      build: { addSeconds, hashSeconds, prefixSeconds, bins: index.bins, memoryBytes: index.memoryBytes, bytesPerFace: index.memoryBytes / N },
+      build: { addSeconds, hashSeconds, prefixSeconds, mihSeconds, mihBytes, mihDims: plan.mihDims, bins: index.bins, memoryBytes: index.memoryBytes, bytesPerFace: index.memoryBytes / N },
       single,
       batch,
       faiss,

@@ -34,6 +34,23 @@ uint64_t limit_of(const Napi::Value& v) {
   return d <= 0 ? 0 : static_cast<uint64_t>(d);
 }
 
+// MIH group sizes (dimensions per group, top group first): 2 .. kMihMaxGroups groups of at most
+// kMihMaxGroupBits bits covering the n dimensions.
+void mih_dims_of(const Napi::Value& value, int n, int q, int* dims, int* groups) {
+  if (!value.IsArray()) throw dcl::Error("E_ARG", "bins: mihDims must be an array");
+  Napi::Array a = value.As<Napi::Array>();
+  const int m = static_cast<int>(a.Length());
+  if (m < 2 || m > dcl::kMihMaxGroups) throw dcl::Error("E_ARG", "bins: bad MIH group count");
+  int sum = 0;
+  for (int t = 0; t < m; ++t) {
+    dims[t] = a.Get(static_cast<uint32_t>(t)).As<Napi::Number>().Int32Value();
+    if (dims[t] < 1 || dims[t] * q > dcl::kMihMaxGroupBits) throw dcl::Error("E_ARG", "bins: bad MIH group size");
+    sum += dims[t];
+  }
+  if (sum != n) throw dcl::Error("E_ARG", "bins: the MIH groups must cover the n dimensions");
+  *groups = m;
+}
+
 // view: { n, q, codes: Uint32Array [B], start: Uint32Array [B + 1], keys, vals: Uint32Array [S] | null, allOnesBin }
 dcl::BinIndexView view_of(const Napi::Object& o) {
   dcl::BinIndexView v;
@@ -62,10 +79,22 @@ dcl::BinIndexView view_of(const Napi::Object& o) {
     v.dir = typed_of<uint32_t>(dir, napi_uint32_array, "dir", &ds);
     if (ds != (int64_t{1} << (v.prefix_dims * v.q)) + 1) throw dcl::Error("E_ARG", "bins: bad prefix directory length");
   }
+  const Napi::Value mih = o.Get("mihDims");
+  if (!mih.IsNull() && !mih.IsUndefined()) {
+    int groups = 0;
+    mih_dims_of(mih, v.n, v.q, v.mih_dims, &groups);
+    v.mih_groups = groups;
+    int64_t os = 0, cs = 0, bs = 0;
+    v.mih_offsets = typed_of<uint32_t>(o.Get("mihOffsets"), napi_uint32_array, "mihOffsets", &os);
+    v.mih_codes = typed_of<uint32_t>(o.Get("mihCodes"), napi_uint32_array, "mihCodes", &cs);
+    v.mih_bins = typed_of<uint32_t>(o.Get("mihBins"), napi_uint32_array, "mihBins", &bs);
+    if (os != dcl::bins_mih_offsets_size(v.n, v.q, groups, v.mih_dims) || cs != (groups - 1) * v.bins || bs != cs)
+      throw dcl::Error("E_ARG", "bins: bad MIH table lengths");
+  }
   return v;
 }
 
-// options: [k, maxBins, maxDistance, strategy (0 rank, 1 enumerate)]
+// options: [k, maxBins, maxDistance, strategy (0 rank, 1 enumerate, 2 prefix, 3 mih)]
 dcl::BinQuery query_of(const Napi::Value& value) {
   Napi::Array a = value.As<Napi::Array>();
   dcl::BinQuery q;
@@ -73,7 +102,10 @@ dcl::BinQuery query_of(const Napi::Value& value) {
   q.max_bins = limit_of(a.Get(1u));
   q.max_distance = limit_of(a.Get(2u));
   const int strategy = a.Get(3u).As<Napi::Number>().Int32Value();
-  q.strategy = strategy == 1 ? dcl::BinStrategy::enumerate : strategy == 2 ? dcl::BinStrategy::prefix : dcl::BinStrategy::rank;
+  q.strategy = strategy == 1   ? dcl::BinStrategy::enumerate
+               : strategy == 2 ? dcl::BinStrategy::prefix
+               : strategy == 3 ? dcl::BinStrategy::mih
+                               : dcl::BinStrategy::rank;
   return q;
 }
 
@@ -153,6 +185,25 @@ Napi::Value BinsBuildPrefix(const Napi::CallbackInfo& info) {
     if (n < 1 || q < 1 || n * q > 32 || m < 1 || m >= n || m * q > 24 || ds != (int64_t{1} << (m * q)) + 1)
       throw dcl::Error("E_ARG", "bins: bad prefix directory arguments");
     dcl::bins_build_prefix(b, codes, n, q, m, dir);
+    return info.Env().Undefined();
+  });
+}
+
+// binsBuildMih(codes: Uint32Array [B], n, q, dims: number[], offsets, mcodes, mbins: Uint32Array)
+Napi::Value BinsBuildMih(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    int64_t b = 0, os = 0, cs = 0, bs = 0;
+    const uint32_t* codes = typed_of<uint32_t>(info[0], napi_uint32_array, "codes", &b);
+    const int n = info[1].As<Napi::Number>().Int32Value(), q = info[2].As<Napi::Number>().Int32Value();
+    if (n < 1 || q < 1 || n * q > 32) throw dcl::Error("E_ARG", "bins: bad layout");
+    int dims[dcl::kMihMaxGroups] = {}, groups = 0;
+    mih_dims_of(info[3], n, q, dims, &groups);
+    uint32_t* offsets = typed_of<uint32_t>(info[4], napi_uint32_array, "offsets", &os);
+    uint32_t* mcodes = typed_of<uint32_t>(info[5], napi_uint32_array, "mcodes", &cs);
+    uint32_t* mbins = typed_of<uint32_t>(info[6], napi_uint32_array, "mbins", &bs);
+    if (os != dcl::bins_mih_offsets_size(n, q, groups, dims) || cs != (groups - 1) * b || bs != cs)
+      throw dcl::Error("E_ARG", "bins: bad MIH table lengths");
+    dcl::bins_build_mih(b, codes, n, q, groups, dims, offsets, mcodes, mbins);
     return info.Env().Undefined();
   });
 }
@@ -284,6 +335,7 @@ void register_bins(Napi::Env env, Napi::Object exports) {
   exports.Set("binsHashSlots", Napi::Function::New(env, BinsHashSlots));
   exports.Set("binsBuildHash", Napi::Function::New(env, BinsBuildHash));
   exports.Set("binsBuildPrefix", Napi::Function::New(env, BinsBuildPrefix));
+  exports.Set("binsBuildMih", Napi::Function::New(env, BinsBuildMih));
   exports.Set("binsSearch", Napi::Function::New(env, BinsSearch));
   exports.Set("binsSearchBatch", Napi::Function::New(env, BinsSearchBatch));
 }

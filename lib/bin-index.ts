@@ -8,7 +8,9 @@
 // - ids: the N face ids grouped by bin (Uint32Array while every id is below 2^32, else
 //   Float64Array), and idOrder: the N positions sorted by id (get / remove / duplicate checks);
 // - keys / vals: an open-addressing hash table from a bin code to its index, built on the first
-//   search that enumerates (load <= 0.7).
+//   search that enumerates (load <= 0.7);
+// - dir: the prefix directory, built on the first prefix search;
+// - mihOffsets / mihCodes / mihBins: the multi-index hashing tables, built on the first mih search.
 // The search itself is native (native/cpu/bins.cpp); this file owns validation, the choice of
 // strategy, persistence and the mapping from face positions to ids.
 import { parseLayout } from './codes.js';
@@ -23,9 +25,12 @@ import { describe, fail, knownKeys, plainObject } from './validate.js';
  *  'enumerate': generate the neighbouring codes radius by radius and look each up in a hash table;
  *  'prefix': generate the neighbouring prefixes (the top dimensions) level by level and scan the
  *  bins under each (layouts with n >= 2);
+ *  'mih': multi-index hashing: the dimensions split into m groups, one table per group from a
+ *  group value to its bins; the neighbouring group values level by level in every table, their
+ *  bins' full distances (layouts with n >= 2);
  *  'auto': whichever the cost estimate says is cheapest. All give identical results. */
-export type BinStrategy = 'auto' | 'rank' | 'enumerate' | 'prefix';
-type Chosen = 'rank' | 'enumerate' | 'prefix';
+export type BinStrategy = 'auto' | 'rank' | 'enumerate' | 'prefix' | 'mih';
+type Chosen = 'rank' | 'enumerate' | 'prefix' | 'mih';
 
 export interface BinSearchOptions {
   /** Faces to return at most: default 10, or no limit (Infinity) when maxBins or maxDistance is given. */
@@ -39,9 +44,9 @@ export interface BinSearchOptions {
 }
 
 export interface BinSearchStats {
-  /** Neighbouring codes (enumerate) or prefixes (prefix) generated; 0 for rank. */
+  /** Neighbouring codes (enumerate), prefixes (prefix) or group values (mih, over all tables) generated; 0 for rank. */
   binsEnumerated: number;
-  /** Hash-table slots read (enumerate), or occupied bins whose distance was computed (rank, prefix). */
+  /** Hash-table slots read (enumerate), or occupied bins whose distance was computed (rank, prefix, mih candidates). */
   binsProbed: number;
   /** Occupied bins whose faces were collected. */
   binsVisited: number;
@@ -72,6 +77,10 @@ export interface BinSearchPlan {
   enumerateCost: number;
   /** Infinity where the layout has one dimension. */
   prefixCost: number;
+  /** Infinity where the layout has one dimension or the radius is unknown. */
+  mihCost: number;
+  /** Dimensions per MIH group, top group first (empty: one dimension, no MIH). */
+  mihDims: number[];
   /** The top dimensions the prefix directory covers (0: none). */
   prefixDims: number;
   /** The radius the enumeration is expected to reach (null: beyond what is worth enumerating). */
@@ -89,6 +98,10 @@ const CHECKSUM_BYTES = 32;
 // distance of the sequential rank scan.
 const PROBE_COST = 10;
 const RANK_COST = 1;
+// One MIH candidate: a popcount (or L1) and a compare over a contiguous run, like the rank scan.
+const MIH_CANDIDATE_COST = 1;
+const MIH_MAX_GROUPS = 8;
+const MIH_MAX_GROUP_BITS = 20;
 
 const ID_RULE = 'non-negative safe integers';
 
@@ -162,8 +175,8 @@ function searchOptions(options: unknown, name = 'options'): ResolvedOptions {
   const maxDistance = limitOption(o.maxDistance, `${name}.maxDistance`, Infinity);
   const k = limitOption(o.k, `${name}.k`, o.maxBins === undefined && o.maxDistance === undefined ? 10 : Infinity);
   const strategy = o.strategy === undefined ? 'auto' : o.strategy;
-  if (strategy !== 'auto' && strategy !== 'rank' && strategy !== 'enumerate' && strategy !== 'prefix')
-    fail('E_ARG', "'auto', 'rank', 'enumerate' or 'prefix'", `${name}.strategy`, strategy);
+  if (strategy !== 'auto' && strategy !== 'rank' && strategy !== 'enumerate' && strategy !== 'prefix' && strategy !== 'mih')
+    fail('E_ARG', "'auto', 'rank', 'enumerate', 'prefix' or 'mih'", `${name}.strategy`, strategy);
   return { k, maxBins, maxDistance, strategy };
 }
 
@@ -223,12 +236,27 @@ export class BinIndex {
   #vals: Uint32Array | null = null;
   #allOnesBin = -1;
   #dir: Uint32Array | null = null;
+  #mihGroups = 0;
+  #mihDimsBuilt: number[] | null = null;
+  #mihOffsets: Uint32Array | null = null;
+  #mihCodes: Uint32Array | null = null;
+  #mihBins: Uint32Array | null = null;
 
-  constructor(options: { layout: LayoutLike }) {
+  /**
+   * layout: the code layout. mihGroups (optional): the number of groups of the 'mih' strategy's
+   * tables, 2 to 8 (at most n, raised where a group would exceed 20 bits); default: chosen by
+   * the number of occupied bins (groups of about log2(bins) bits).
+   */
+  constructor(options: { layout: LayoutLike; mihGroups?: number }) {
     const o = plainObject(options, 'options');
-    knownKeys(o, ['layout'], 'options');
+    knownKeys(o, ['layout', 'mihGroups'], 'options');
     if (o.layout === undefined) fail('E_ARG', "a layout such as '32x1' or '8x4'", 'options.layout', undefined);
     this.layout = parseLayout(o.layout, 'options.layout');
+    if (o.mihGroups !== undefined) {
+      if (typeof o.mihGroups !== 'number' || !Number.isInteger(o.mihGroups) || o.mihGroups < 2 || o.mihGroups > MIH_MAX_GROUPS)
+        fail('E_ARG', `an integer from 2 to ${MIH_MAX_GROUPS}`, 'options.mihGroups', o.mihGroups);
+      this.#mihGroups = o.mihGroups;
+    }
   }
 
   /** Faces stored. */
@@ -245,11 +273,23 @@ export class BinIndex {
    * Bytes held: per face the id (4 bytes, 8 once an id is 2^32 or more) and its place in the id
    * order (4); per occupied bin its code and offset (8); the hash table (8 bytes a slot, 1.43 to
    * 2.86 slots per bin) once a search has enumerated; the prefix directory (4 bytes per prefix,
-   * about one prefix per 4 bins) once a search has used it.
+   * about one prefix per 4 bins) once a search has used it; the MIH tables once a mih search has
+   * used them: 8 bytes per bin per table after the first (a code and a bin index; the first table
+   * is the bins' own order) plus 4 bytes per group value (2^(group bits) + 1 per table): 8 bytes a
+   * bin with 2 groups.
    */
   get memoryBytes(): number {
     return (
-      this.#codes.byteLength + this.#start.byteLength + this.#ids.byteLength + this.#idOrder.byteLength + (this.#keys?.byteLength ?? 0) + (this.#vals?.byteLength ?? 0) + (this.#dir?.byteLength ?? 0)
+      this.#codes.byteLength +
+      this.#start.byteLength +
+      this.#ids.byteLength +
+      this.#idOrder.byteLength +
+      (this.#keys?.byteLength ?? 0) +
+      (this.#vals?.byteLength ?? 0) +
+      (this.#dir?.byteLength ?? 0) +
+      (this.#mihOffsets?.byteLength ?? 0) +
+      (this.#mihCodes?.byteLength ?? 0) +
+      (this.#mihBins?.byteLength ?? 0)
     );
   }
 
@@ -508,6 +548,42 @@ export class BinIndex {
     this.#vals = null;
     this.#allOnesBin = -1;
     this.#dir = null;
+    this.#mihDimsBuilt = null;
+    this.#mihOffsets = null;
+    this.#mihCodes = null;
+    this.#mihBins = null;
+  }
+
+  /**
+   * MIH groups: dimensions per group, top group first, as even as possible (the top groups take
+   * the remainder); m groups of about log2(bins) bits (or the constructor's mihGroups), 2 <= m <=
+   * min(n, 8), no group above 20 bits. Empty when n = 1.
+   */
+  #mihDims(): number[] {
+    const l = this.layout;
+    const most = Math.min(l.n, MIH_MAX_GROUPS);
+    if (most < 2) return [];
+    let m = this.#mihGroups > 0 ? this.#mihGroups : Math.round(l.bits / Math.max(1, Math.log2(Math.max(2, this.bins))));
+    m = Math.max(2, Math.min(most, m));
+    while (m < most && Math.ceil(l.n / m) * l.q > MIH_MAX_GROUP_BITS) m++;
+    if (Math.ceil(l.n / m) * l.q > MIH_MAX_GROUP_BITS) return [];
+    const base = Math.floor(l.n / m);
+    const extra = l.n % m;
+    return Array.from({ length: m }, (_, t) => base + (t < extra ? 1 : 0));
+  }
+
+  #ensureMih(): void {
+    const dims = this.#mihDims();
+    if (dims.length === 0) throw new DclError('E_ARG', `Expected a layout with at least 2 dimensions for the mih strategy but received ${this.layout.name}`);
+    if (this.#mihOffsets && this.#mihDimsBuilt && this.#mihDimsBuilt.join() === dims.join()) return;
+    let size = 0;
+    for (const d of dims) size += 2 ** (d * this.layout.q) + 1;
+    const B = this.bins;
+    this.#mihOffsets = new Uint32Array(size);
+    this.#mihCodes = new Uint32Array((dims.length - 1) * B);
+    this.#mihBins = new Uint32Array((dims.length - 1) * B);
+    native.binsBuildMih(this.#codes, this.layout.n, this.layout.q, dims, this.#mihOffsets, this.#mihCodes, this.#mihBins);
+    this.#mihDimsBuilt = dims;
   }
 
   /** Top dimensions of the prefix directory: about 4 bins per prefix, at most 24 bits, 0 when n = 1. */
@@ -537,6 +613,7 @@ export class BinIndex {
   #view(strategy: Chosen): NativeBinView {
     if (strategy === 'enumerate') this.#ensureHash();
     if (strategy === 'prefix') this.#ensureDir();
+    if (strategy === 'mih') this.#ensureMih();
     return {
       n: this.layout.n,
       q: this.layout.q,
@@ -547,11 +624,15 @@ export class BinIndex {
       allOnesBin: this.#allOnesBin,
       prefixDims: strategy === 'prefix' ? this.#prefixDims() : 0,
       dir: strategy === 'prefix' ? this.#dir : null,
+      mihDims: strategy === 'mih' ? this.#mihDimsBuilt : null,
+      mihOffsets: strategy === 'mih' ? this.#mihOffsets : null,
+      mihCodes: strategy === 'mih' ? this.#mihCodes : null,
+      mihBins: strategy === 'mih' ? this.#mihBins : null,
     };
   }
 
   #nativeOptions(o: ResolvedOptions, strategy: Chosen): number[] {
-    return [o.k, o.maxBins, o.maxDistance, strategy === 'enumerate' ? 1 : strategy === 'prefix' ? 2 : 0];
+    return [o.k, o.maxBins, o.maxDistance, strategy === 'enumerate' ? 1 : strategy === 'prefix' ? 2 : strategy === 'mih' ? 3 : 0];
   }
 
   #plan(o: ResolvedOptions): BinSearchPlan {
@@ -586,11 +667,52 @@ export class BinIndex {
       const prefixes = sub[Math.min(radius, sub.length - 1)];
       prefixCost = prefixes * PROBE_COST + 2 * RANK_COST * prefixes * (B / 2 ** (prefixDims * this.layout.q));
     }
+    // MIH: the steps (level s, table t) until sum over tables of (last level + 1) exceeds the
+    // radius (or a table is exhausted); each step's group values (one random access each) and the
+    // bins under them (a sequential filter).
+    const mihDims = this.#mihDims();
+    let mihCost = Infinity;
+    if (mihDims.length > 0 && radius !== null && B > 0) {
+      const q = this.layout.q;
+      const subs = mihDims.map((d) => cumulativeCodes(parseLayout({ n: d, q })));
+      const reach = mihDims.map((d) => (q === 1 ? d : d * (2 ** q - 1)));
+      const levels = mihDims.map(() => -1);
+      let buckets = 0;
+      let candidates = 0;
+      let done = false;
+      for (let lev = 0; !done; lev++) {
+        for (let t = 0; t < mihDims.length && !done; t++) {
+          const sub = subs[t];
+          const at = Math.min(lev, sub.length - 1);
+          const values = lev < sub.length ? sub[at] - (lev > 0 ? sub[at - 1] : 0) : 0;
+          buckets += values;
+          candidates += (values * B) / 2 ** (mihDims[t] * q);
+          levels[t] = lev;
+          let bound = -1;
+          for (const s of levels) bound += s + 1;
+          if (bound >= radius || lev >= reach[t]) done = true;
+        }
+      }
+      mihCost = buckets * PROBE_COST + candidates * MIH_CANDIDATE_COST;
+    }
+    const costs: [Chosen, number][] = [
+      ['rank', rankCost],
+      ['prefix', prefixCost],
+      ['enumerate', enumerateCost],
+      ['mih', mihCost],
+    ];
     let strategy: Chosen = 'rank';
-    if (B > 0 && Math.min(enumerateCost, prefixCost) < rankCost) strategy = prefixCost <= enumerateCost ? 'prefix' : 'enumerate';
+    let best = rankCost;
+    if (B > 0)
+      for (const [name, cost] of costs)
+        if (cost < best) {
+          best = cost;
+          strategy = name;
+        }
     if (o.strategy !== 'auto') strategy = o.strategy;
     if (strategy === 'prefix' && prefixDims === 0) strategy = o.strategy === 'prefix' ? 'rank' : strategy;
-    return { strategy, rankCost, enumerateCost, prefixCost, prefixDims, radius, codesWithinRadius };
+    if (strategy === 'mih' && mihDims.length === 0) strategy = 'rank';
+    return { strategy, rankCost, enumerateCost, prefixCost, mihCost, mihDims, prefixDims, radius, codesWithinRadius };
   }
 
   #stats(s: { enumerated: number; probed: number; visited: number }, strategy: Chosen): BinSearchStats {

@@ -114,6 +114,11 @@ export interface NativeAddon {
   binsBuildHash(codes: Uint32Array, keys: Uint32Array, vals: Uint32Array): number;
   /** The prefix directory over the top prefixDims dimensions: dir holds 2^(prefixDims q) + 1 bin offsets. */
   binsBuildPrefix(codes: Uint32Array, n: number, q: number, prefixDims: number, dir: Uint32Array): void;
+  /**
+   * The MIH tables (native/include/dcl/bins.h): dims = dimensions per group, top group first;
+   * offsets: sum over groups of 2^(dims[t] q) + 1 entries; mcodes / mbins: (groups - 1) B entries.
+   */
+  binsBuildMih(codes: Uint32Array, n: number, q: number, dims: number[], offsets: Uint32Array, mcodes: Uint32Array, mbins: Uint32Array): void;
   /** options: [k, maxBins, maxDistance, strategy 0 rank | 1 enumerate | 2 prefix] (Infinity: no limit). */
   binsSearch(view: NativeBinView, query: number, options: number[]): NativeBinResult;
   binsSearchBatch(view: NativeBinView, queries: Uint32Array, options: number[], async: false): NativeBinBatch;
@@ -147,6 +152,11 @@ export interface NativeBinView {
   allOnesBin: number;
   prefixDims: number;
   dir: Uint32Array | null;
+  /** MIH tables (null: none): dimensions per group, top group first, and the arrays of binsBuildMih. */
+  mihDims: number[] | null;
+  mihOffsets: Uint32Array | null;
+  mihCodes: Uint32Array | null;
+  mihBins: Uint32Array | null;
 }
 
 export interface NativeBinStats {

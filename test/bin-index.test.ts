@@ -1,5 +1,6 @@
 // BinIndex: every search against a brute-force reference (all stored faces sorted by distance,
-// then bin code as uint32, then insertion order), both strategies, every layout; add / remove /
+// then bin code as uint32, then insertion order), every strategy (rank, enumerate, prefix, mih,
+// auto), every layout; add / remove /
 // save / load; corrupt files; argument errors.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -110,7 +111,7 @@ function randomCodes(l: CodeLayout, count: number, random: () => number): Uint32
 function check(index: BinIndex, faces: Face[], query: number, o: BinSearchOptions, what: string) {
   const l = index.layout;
   const ref = reference(faces, query, l, o);
-  for (const strategy of ['rank', 'enumerate', 'prefix', 'auto'] as const) {
+  for (const strategy of ['rank', 'enumerate', 'prefix', 'mih', 'auto'] as const) {
     // Forced enumeration far from any stored code can mean hundreds of millions of codes: skip it
     // where the layout-average estimate says so (maxDistance-limited searches always run).
     if (strategy === 'enumerate' && index.explain(o).codesWithinRadius > 3e6) continue;
@@ -180,7 +181,7 @@ test('32x1: the all-ones code and code 0 are ordinary bins; query as int32 or ui
 
 test('empty index, duplicate codes, bins emptied by remove, get / has', () => {
   const index = new BinIndex({ layout: '16x2' });
-  for (const strategy of ['rank', 'enumerate', 'prefix', 'auto'] as const) {
+  for (const strategy of ['rank', 'enumerate', 'prefix', 'mih', 'auto'] as const) {
     const r = index.search(5, { strategy });
     assert.is(r.ids.length, 0);
     assert.is(r.stats.binsVisited, 0);
@@ -248,6 +249,9 @@ test('searchBatch equals search one by one (async and sync)', async () => {
       { k: 3, maxDistance: near, strategy: 'rank' as const },
       { k: 10, strategy: 'prefix' as const },
       { maxBins: 7, strategy: 'prefix' as const },
+      { k: 10, strategy: 'mih' as const },
+      { maxBins: 7, strategy: 'mih' as const },
+      { k: 3, maxDistance: near, strategy: 'mih' as const },
     ]) {
       const batch = await index.searchBatch(queries, o);
       const sync = index.searchBatchSync(queries, o);
@@ -289,7 +293,10 @@ test('auto: the cheapest estimated strategy; enumeration only when cheaper than 
   // Enumerating radius 8 of 32 bits costs more than ranking 20,000 bins; the prefix directory does not.
   const k10 = index.explain({ k: 10 });
   assert.ok(k10.enumerateCost > k10.rankCost);
-  assert.is(k10.strategy, k10.prefixCost < k10.rankCost ? 'prefix' : 'rank');
+  const cheapest = Math.min(k10.rankCost, k10.prefixCost, k10.mihCost);
+  assert.is(k10.strategy, cheapest === k10.rankCost ? 'rank' : cheapest === k10.prefixCost ? 'prefix' : 'mih');
+  assert.is(k10.mihDims.length, 2); // 20,000 bins: groups of about 14 bits
+  assert.ok(k10.mihCost < k10.rankCost);
   const near = index.explain({ maxDistance: 1 }); // 33 codes to look up
   assert.ok(near.strategy !== 'rank' && near.enumerateCost < near.rankCost);
   const plan = index.explain({ maxBins: 1 });
@@ -298,6 +305,59 @@ test('auto: the cheapest estimated strategy; enumeration only when cheaper than 
   wide.add(Int32Array.from([1, 2]), [1, 2]);
   assert.is(wide.explain({ k: 1 }).prefixDims, 0);
   assert.is(wide.search(1, { k: 1, strategy: 'prefix' }).stats.strategy, 'rank'); // one dimension: no prefix
+  assert.equal(wide.explain({ k: 1 }).mihDims, []);
+  assert.is(wide.search(1, { k: 1, strategy: 'mih' }).stats.strategy, 'rank'); // one dimension: no MIH
+});
+
+test('mih with forced group counts (2, 3, 4, 8): every layout equals the brute force, also after removes', () => {
+  const random = rng(4242);
+  for (const name of ['32x1', '16x2', '8x4', '4x8', '3x10', '2x16']) {
+    const l = parseLayout(name);
+    const codes = randomCodes(l, 400, random);
+    const ids = Array.from(codes, (_, i) => 5 * i + 1);
+    for (const groups of [2, 3, 4, 8]) {
+      const index = new BinIndex({ layout: name, mihGroups: groups });
+      index.add(codes, ids);
+      const dims = index.explain({ k: 10 }).mihDims;
+      const expected = Math.min(groups, l.n);
+      assert.ok(dims.length >= expected && dims.reduce((a, b) => a + b, 0) === l.n, `${name} ${groups}: ${dims}`);
+      if (l.q === 1 && groups <= 4) assert.is(dims.length, groups);
+      let faces: Face[] = Array.from(codes, (code, i) => ({ code, id: ids[i], seq: i }));
+      const queries = [codes[1], codes[50], ...randomCodes(l, 4, random)];
+      const near = l.q === 1 ? 5 : l.q <= 4 ? 6 : l.q === 8 ? 40 : 700;
+      const run = (what: string) => {
+        for (const query of queries)
+          for (const o of [{ k: 1 }, { k: 10 }, { k: 60 }, { maxBins: 5 }, { maxBins: 3, k: 4 }, { maxDistance: near }, { k: 5, maxDistance: near }, { k: 0 }]) {
+            const ref = reference(faces, query, l, o);
+            const r = index.search(query, { ...o, strategy: 'mih' });
+            const label = `${what} ${name} m=${groups} q=${query >>> 0} ${JSON.stringify(o)}`;
+            assert.is(r.stats.strategy, 'mih', label);
+            assert.equal(Array.from(r.ids), ref.ids, label);
+            assert.equal(Array.from(r.distances), ref.distances, label);
+            assert.is(r.stats.binsVisited, ref.bins, `${label} bins`);
+          }
+      };
+      run('fresh');
+      const gone = ids.filter((_, i) => i % 3 === 0);
+      index.remove(gone);
+      const goneSet = new Set(gone);
+      faces = faces.filter((f) => !goneSet.has(f.id));
+      run('after remove');
+    }
+  }
+  assert.throws(() => new BinIndex({ layout: '32x1', mihGroups: 1 }), (e: unknown) => e instanceof DclError && e.code === 'E_ARG');
+  assert.throws(() => new BinIndex({ layout: '32x1', mihGroups: 9 }), (e: unknown) => e instanceof DclError && e.code === 'E_ARG');
+});
+
+test('mih: memoryBytes counts the tables (8 bytes a bin with 2 groups, plus the offsets)', () => {
+  const index = new BinIndex({ layout: '32x1', mihGroups: 2 });
+  const random = rng(8);
+  const codes = new Uint32Array(5000);
+  for (let i = 0; i < codes.length; i++) codes[i] = Math.floor(random() * 2 ** 32);
+  index.add(codes, Array.from(codes, (_, i) => i));
+  const before = index.memoryBytes;
+  index.search(codes[0], { k: 3, strategy: 'mih' });
+  assert.is(index.memoryBytes - before, 8 * index.bins + 4 * 2 * (2 ** 16 + 1));
 });
 
 test('save / load round trip (uint32 and float64 ids), atomic file, same results', async () => {

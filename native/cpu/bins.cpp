@@ -8,11 +8,14 @@
 //   in batches: the slots of a batch are computed first, then probed with software prefetches
 //   running kPrefetchAhead slots ahead, so that the random DRAM accesses overlap. The hits of one
 //   radius are sorted by bin index (= by code) before they are visited.
-// Plain serial C++ (no ISA flags): the only machine-specific piece is the popcount of the rank
-// scan, compiled for the popcnt instruction behind a run-time check.
+// - prefix: see search_prefix below.
+// - mih: multi-index hashing, see search_mih below.
+// Plain serial C++ (no ISA flags): the only machine-specific pieces are the popcounts of the rank
+// scan and of the MIH candidate filter, compiled for the popcnt instruction behind a run-time check.
 #include "dcl/bins.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -416,6 +419,265 @@ void search_prefix(const BinIndexView& ix, uint32_t query, const BinQuery& o, Bi
   }
 }
 
+
+// ---- multi-index hashing (mih) ------------------------------------------------------------------
+// The code splits into m groups of dimensions (dcl/bins.h), and the distance is a sum over them:
+// d(query, bin) = sum_t g_t, g_t the distance within group t. Table t lists the bins by their
+// group-t value. The search goes in steps (level s, table t), s = 0, 1, ..., t = 0 .. m - 1: every
+// group value at group distance exactly s from the query's, and for each the contiguous run of
+// its bins (their full codes stream through a popcount filter: d <= tau). After a step, with s_j
+// the last level done in table j (-1: none), an unseen bin has g_j > s_j for every j, so
+// d >= sum_j (s_j + 1): every bin with d <= bound = sum_j (s_j + 1) - 1 has been seen (pigeonhole);
+// once a table has done every level it can reach, every bin has been seen.
+// A bin appears in m tables: it is taken only at its first step, the smallest (g_j, j), so a bin
+// met in table t at level s is skipped when some j has g_j < s, or g_j = s and j < t (that step
+// came earlier).
+// tau, the cut-off: the distance of the k-th face (or the maxBins-th bin) among the bins taken,
+// at most maxDistance; bins beyond it can never be visited. The search ends when bound >= tau;
+// the bins taken are then sorted by (distance, bin = code order) and visited.
+constexpr int64_t kMihChunk = 4096;
+constexpr int kMihAhead = 8;
+
+struct GroupSink {
+  std::vector<uint32_t>& out;
+  inline void add(uint32_t v) { out.push_back(v); }
+};
+
+// Writes the offsets i (and distances) of the codes with popcount(codes[i] ^ query) <= tau; out and
+// dist hold count entries.
+__attribute__((target("popcnt"))) int64_t filter_hamming_popcnt(const uint32_t* codes, int64_t count, uint32_t query,
+                                                               uint32_t tau, uint32_t* out, uint32_t* dist) {
+  int64_t n = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    const uint32_t d = static_cast<uint32_t>(__builtin_popcount(codes[i] ^ query));
+    out[n] = static_cast<uint32_t>(i);
+    dist[n] = d;
+    n += d <= tau;
+  }
+  return n;
+}
+
+int64_t filter_hamming_plain(const uint32_t* codes, int64_t count, uint32_t query, uint32_t tau, uint32_t* out,
+                             uint32_t* dist) {
+  int64_t n = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    const uint32_t d = static_cast<uint32_t>(__builtin_popcount(codes[i] ^ query));
+    out[n] = static_cast<uint32_t>(i);
+    dist[n] = d;
+    n += d <= tau;
+  }
+  return n;
+}
+
+int64_t filter_l1(const uint32_t* codes, int64_t count, uint32_t query, uint64_t tau, int n, int q, uint32_t* out,
+                  uint32_t* dist) {
+  int64_t c = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    const uint32_t d = distance(codes[i], query, n, q);
+    out[c] = static_cast<uint32_t>(i);
+    dist[c] = d;
+    c += d <= tau;
+  }
+  return c;
+}
+
+// A bin taken by mih: distance (17 bits: at most 2 x 65535), bin (32) and its face count capped
+// at 2^15 - 1 (15 bits; 0 until looked up; a capped count only makes the cut-off later, never
+// wrong), ordered by (distance, bin) as one integer.
+constexpr int kMihBinShift = 15;
+constexpr int kMihDistShift = 47;
+constexpr uint64_t kMihFacesCap = (uint64_t{1} << kMihBinShift) - 1;
+
+struct MihGroup {
+  int shift = 0, bits = 0, dims = 0;
+  uint32_t mask = 0, qv = 0;
+  uint64_t reach = 0;  // the largest group distance from the query's group value
+  const uint32_t* off = nullptr;
+  const uint32_t* codes = nullptr;
+  const uint32_t* bins = nullptr;  // null: the entry's position is its bin (table 0)
+};
+
+void search_mih(const BinIndexView& ix, uint32_t query, const BinQuery& o, BinResult& out, Scratch& s) {
+  const int64_t B = ix.bins;
+  if (B == 0 || o.k == 0 || o.max_bins == 0) return;
+  const int m = ix.mih_groups;
+  if (m < 2 || m > kMihMaxGroups || !ix.mih_offsets || !ix.mih_codes || !ix.mih_bins)
+    throw Error("E_NATIVE", "binsSearch: the mih strategy needs the MIH tables");
+  const int q = ix.q;
+  const uint64_t top_level = level_mask(q);
+  MihGroup g[kMihMaxGroups];
+  int dim = ix.n;
+  const uint32_t* off = ix.mih_offsets;
+  for (int t = 0; t < m; ++t) {
+    MihGroup& G = g[t];
+    G.dims = ix.mih_dims[t];
+    dim -= G.dims;
+    G.shift = dim * q;
+    G.bits = G.dims * q;
+    G.mask = static_cast<uint32_t>((uint64_t{1} << G.bits) - 1);
+    G.qv = (query >> G.shift) & G.mask;
+    G.off = off;
+    off += (size_t{1} << G.bits) + 1;
+    G.codes = t == 0 ? ix.codes : ix.mih_codes + static_cast<size_t>(t - 1) * static_cast<size_t>(B);
+    G.bins = t == 0 ? nullptr : ix.mih_bins + static_cast<size_t>(t - 1) * static_cast<size_t>(B);
+    if (q == 1) {
+      G.reach = static_cast<uint64_t>(G.bits);
+    } else {
+      G.reach = 0;
+      for (int i = 0; i < G.dims; ++i) {
+        const uint64_t a = (G.qv >> (i * q)) & top_level;
+        G.reach += std::max(a, top_level - a);
+      }
+    }
+  }
+  const uint64_t maxd = std::min<uint64_t>(max_layout_distance(ix.n, q), o.max_distance);
+  uint64_t tau = maxd;
+  const bool can_prune = o.k != UINT64_MAX || o.max_bins != UINT64_MAX;
+  std::vector<uint64_t>& pool = s.pool;  // the bins taken (kMihDistShift ...)
+  pool.clear();
+  size_t pruned_size = 0;
+  size_t limit = 256 + 4 * static_cast<size_t>(std::min<uint64_t>({o.k, o.max_bins, uint64_t{1} << 20}));
+  // tau from the bins taken so far; drops the bins beyond it.
+  auto prune = [&]() {
+    std::sort(pool.begin(), pool.end());
+    uint64_t faces = 0, bins = 0;
+    for (size_t i = 0; i < pool.size(); ++i) {
+      uint64_t f = pool[i] & kMihFacesCap;
+      if (f == 0) {  // not looked up yet (a random access: only for the bins this walk reaches)
+        const uint32_t b = static_cast<uint32_t>(pool[i] >> kMihBinShift);
+        f = std::min<uint64_t>(ix.start[b + 1] - ix.start[b], kMihFacesCap);
+        pool[i] |= f;
+      }
+      faces += f;
+      ++bins;
+      if (faces >= o.k || bins >= o.max_bins) {
+        tau = std::min<uint64_t>(tau, pool[i] >> kMihDistShift);
+        size_t j = i + 1;
+        while (j < pool.size() && (pool[j] >> kMihDistShift) <= tau) ++j;
+        pool.resize(j);
+        break;
+      }
+    }
+    pruned_size = pool.size();
+    limit = std::max(limit, 2 * pool.size());
+  };
+  std::vector<uint32_t>& vals = s.hits;  // the group values of one step
+  std::vector<uint64_t>& pend = s.ready;  // (distance << 32) | table position, bin index not read yet
+  pend.clear();
+  std::vector<uint32_t>& sel = s.cand;   // filter output: offsets, then distances
+  if (sel.size() < static_cast<size_t>(2 * kMihChunk)) sel.resize(2 * kMihChunk);
+  uint32_t* sel_at = sel.data();
+  uint32_t* sel_d = sel.data() + kMihChunk;
+  const bool popcnt = has_popcnt();
+  GroupSink sink{vals};
+  int64_t level[kMihMaxGroups];
+  for (int t = 0; t < m; ++t) level[t] = -1;
+  uint32_t lo[kBatch], hi[kBatch];
+  for (uint64_t lev = 0;; ++lev) {
+    for (int t = 0; t < m; ++t) {
+      const MihGroup& G = g[t];
+      vals.clear();
+      if (q == 1) {
+        if (lev == 0) {
+          vals.push_back(G.qv);
+        } else if (lev <= static_cast<uint64_t>(G.bits)) {
+          const uint64_t limit_mask = uint64_t{1} << G.bits;
+          uint64_t mask = (uint64_t{1} << lev) - 1;
+          while (mask < limit_mask) {
+            vals.push_back(G.qv ^ static_cast<uint32_t>(mask));
+            const uint64_t c = mask & (~mask + 1), rr = mask + c;
+            mask = (((rr ^ mask) >> 2) >> __builtin_ctzll(c)) | rr;
+          }
+        }
+      } else {
+        L1Enumerator<GroupSink> e{G.dims, q, top_level, {}, {}, sink};
+        e.cap[G.dims] = 0;
+        for (int i = 0; i < G.dims; ++i) e.level[i] = (G.qv >> (i * q)) & top_level;
+        for (int i = G.dims - 1; i >= 0; --i) e.cap[i] = e.cap[i + 1] + std::max(e.level[i], top_level - e.level[i]);
+        if (lev <= e.cap[0]) e.run(0, lev, 0);
+      }
+      out.stats.enumerated += static_cast<int64_t>(vals.size());
+      // The buckets, kBatch at a time: their offsets (prefetched), then their codes.
+      for (size_t base = 0; base < vals.size(); base += kBatch) {
+        const int c = static_cast<int>(std::min<size_t>(kBatch, vals.size() - base));
+        const uint32_t* v = vals.data() + base;
+        for (int i = 0; i < c; ++i) __builtin_prefetch(G.off + v[i]);
+        for (int i = 0; i < c; ++i) {
+          lo[i] = G.off[v[i]];
+          hi[i] = G.off[v[i] + 1];
+        }
+        // Whole buckets (up to 16 cache lines each) kMihAhead buckets ahead.
+        auto fetch = [&](int i) {
+          const uint32_t* p = G.codes + lo[i];
+          const uint32_t* e = G.codes + hi[i];
+          for (int line = 0; line < 16 && p < e; ++line, p += 16) __builtin_prefetch(p);
+        };
+        for (int i = 0; i < std::min(c, kMihAhead); ++i) fetch(i);
+        for (int i = 0; i < c; ++i) {
+          if (i + kMihAhead < c) fetch(i + kMihAhead);
+          for (int64_t a64 = lo[i]; a64 < hi[i]; a64 += kMihChunk) {
+            const uint32_t a = static_cast<uint32_t>(a64);
+            const int64_t len = std::min<int64_t>(kMihChunk, hi[i] - a64);
+            const uint32_t* codes = G.codes + a;
+            out.stats.probed += len;
+            int64_t found;
+            if (q == 1)
+              found = popcnt ? filter_hamming_popcnt(codes, len, query, static_cast<uint32_t>(tau), sel_at, sel_d)
+                             : filter_hamming_plain(codes, len, query, static_cast<uint32_t>(tau), sel_at, sel_d);
+            else
+              found = filter_l1(codes, len, query, tau, ix.n, q, sel_at, sel_d);
+            for (int64_t f = 0; f < found; ++f) {
+              const uint32_t at = a + sel_at[f];
+              const uint64_t d = sel_d[f];
+              // Taken at an earlier step? (m = 2: the other group's distance is d - lev.)
+              bool seen = false;
+              if (m == 2) {
+                const uint64_t gj = d - lev;
+                seen = gj < lev || (gj == lev && t == 1);
+              } else {
+                const uint32_t code = G.codes[at];
+                for (int j = 0; j < m && !seen; ++j) {
+                  if (j == t) continue;
+                  const MihGroup& H = g[j];
+                  const uint64_t gj = distance((code >> H.shift) & H.mask, H.qv, H.dims, q);
+                  seen = gj < lev || (gj == lev && j < t);
+                }
+              }
+              if (seen) continue;
+              if (G.bins) {
+                pend.push_back((d << 32) | at);  // its bin index is read after the batch
+              } else {
+                pool.push_back((d << kMihDistShift) | (static_cast<uint64_t>(at) << kMihBinShift));
+              }
+            }
+            if (can_prune && pool.size() > limit) prune();
+          }
+        }
+        // The bin indices of the batch's new bins: random reads, issued together.
+        if (!pend.empty()) {
+          for (uint64_t e : pend) __builtin_prefetch(G.bins + static_cast<uint32_t>(e));
+          for (uint64_t e : pend)
+            pool.push_back(((e >> 32) << kMihDistShift) | (static_cast<uint64_t>(G.bins[static_cast<uint32_t>(e)]) << kMihBinShift));
+          pend.clear();
+          if (can_prune && pool.size() > limit) prune();
+        }
+      }
+      level[t] = static_cast<int64_t>(lev);
+      if (can_prune && pool.size() != pruned_size) prune();
+      uint64_t bound = 0;
+      for (int j = 0; j < m; ++j) bound += static_cast<uint64_t>(level[j] + 1);
+      if (lev >= G.reach || bound - 1 >= tau) goto done;  // every bin, or every bin within tau, seen
+    }
+  }
+done:
+  std::sort(pool.begin(), pool.end());
+  Visitor v{ix, o, out};
+  for (uint64_t e : pool) {
+    if ((e >> kMihDistShift) > maxd) break;
+    if (v.visit(static_cast<uint32_t>(e >> kMihBinShift), static_cast<uint32_t>(e >> kMihDistShift))) return;
+  }
+}
+
 void search_one(const BinIndexView& ix, uint32_t query, const BinQuery& o, BinResult& out, Scratch& s) {
   out.positions.clear();
   out.distances.clear();
@@ -424,6 +686,8 @@ void search_one(const BinIndexView& ix, uint32_t query, const BinQuery& o, BinRe
     search_enumerate(ix, query, o, out, s);
   else if (o.strategy == BinStrategy::prefix)
     search_prefix(ix, query, o, out, s);
+  else if (o.strategy == BinStrategy::mih)
+    search_mih(ix, query, o, out, s);
   else
     search_rank(ix, query, o, out, s);
 }
@@ -498,6 +762,41 @@ void bins_build_prefix(int64_t bins, const uint32_t* codes, int n, int q, int pr
   }
 }
 
+int64_t bins_mih_offsets_size(int n, int q, int groups, const int* dims) {
+  (void)n;
+  int64_t total = 0;
+  for (int t = 0; t < groups; ++t) total += (int64_t{1} << (dims[t] * q)) + 1;
+  return total;
+}
+
+void bins_build_mih(int64_t bins, const uint32_t* codes, int n, int q, int groups, const int* dims,
+                    uint32_t* offsets, uint32_t* mcodes, uint32_t* mbins) {
+  int dim = n;
+  uint32_t* off = offsets;
+  std::vector<uint32_t> fill;
+  for (int t = 0; t < groups; ++t) {
+    dim -= dims[t];
+    const int shift = dim * q, bits = dims[t] * q;
+    const uint32_t mask = static_cast<uint32_t>((uint64_t{1} << bits) - 1);
+    const size_t size = size_t{1} << bits;
+    // Counting sort by group value (stable: ascending code within a value).
+    std::memset(off, 0, (size + 1) * 4);
+    for (int64_t b = 0; b < bins; ++b) ++off[((codes[b] >> shift) & mask) + 1];
+    for (size_t v = 0; v < size; ++v) off[v + 1] += off[v];
+    if (t > 0) {
+      uint32_t* tc = mcodes + static_cast<size_t>(t - 1) * static_cast<size_t>(bins);
+      uint32_t* tb = mbins + static_cast<size_t>(t - 1) * static_cast<size_t>(bins);
+      fill.assign(off, off + size);
+      for (int64_t b = 0; b < bins; ++b) {
+        const uint32_t at = fill[(codes[b] >> shift) & mask]++;
+        tc[at] = codes[b];
+        tb[at] = static_cast<uint32_t>(b);
+      }
+    }
+    off += size + 1;
+  }
+}
+
 int64_t bins_hash_slots(int64_t bins) {
   int64_t s = 16;
   while (s * 7 < bins * 10) s *= 2;
@@ -534,9 +833,21 @@ void bins_search(const BinIndexView& index, uint32_t query, const BinQuery& opti
 
 void bins_search_batch(const BinIndexView& index, int64_t count, const uint32_t* queries,
                        const BinQuery& options, BinResult* out) {
-  parallel_for(count, [&](int64_t begin, int64_t end, int) {
+  if (count <= 0) return;
+  // Dynamic distribution: one region chunk per pool thread, each taking blocks of queries from a
+  // shared counter until none is left (query costs vary by orders of magnitude, and on a busy
+  // machine a thread may start late: fixed chunks left one thread doing most of the work).
+  const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(thread_count(), count));
+  const int64_t block = std::max<int64_t>(1, std::min<int64_t>(16, count / (threads * 16)));
+  std::atomic<int64_t> next{0};
+  parallel_for(threads, [&](int64_t, int64_t, int) {
     Scratch s;
-    for (int64_t i = begin; i < end; ++i) search_one(index, queries[i], options, out[i], s);
+    for (;;) {
+      const int64_t begin = next.fetch_add(block, std::memory_order_relaxed);
+      if (begin >= count) break;
+      const int64_t end = std::min(count, begin + block);
+      for (int64_t i = begin; i < end; ++i) search_one(index, queries[i], options, out[i], s);
+    }
   });
 }
 

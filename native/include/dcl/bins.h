@@ -35,6 +35,21 @@ int64_t bins_build_hash(int64_t bins, const uint32_t* codes, int64_t slots, uint
 // dir[p] = the first bin whose code >> ((n - prefix_dims) q) is >= p, for p = 0 .. 2^t (2^t + 1 entries).
 void bins_build_prefix(int64_t bins, const uint32_t* codes, int n, int q, int prefix_dims, uint32_t* dir);
 
+// Multi-index hashing (MIH) tables: the n dimensions split into `groups` contiguous groups, group 0
+// the top dims[0] dimensions, group 1 the next dims[1], ... (group t covers bits [shift_t, shift_t +
+// dims[t] q)). Table t lists, for every group value v, the occupied bins whose group t equals v:
+// entries [off_t[v], off_t[v + 1]) of its arrays, ascending code. Table 0's order is the bins' own
+// order (the codes are ascending), so it is only its offsets; tables 1 .. groups - 1 hold each
+// entry's full code and bin index. `offsets` concatenates the tables' offsets (2^(dims[t] q) + 1
+// each), `codes` / `bins` tables 1 .. groups - 1 (B entries each).
+constexpr int kMihMaxGroups = 8;
+constexpr int kMihMaxGroupBits = 20;
+// Offsets entries of all tables together.
+int64_t bins_mih_offsets_size(int n, int q, int groups, const int* dims);
+// Fills the tables (offsets sized by bins_mih_offsets_size, codes / bins (groups - 1) B each).
+void bins_build_mih(int64_t bins, const uint32_t* codes, int n, int q, int groups, const int* dims,
+                    uint32_t* offsets, uint32_t* mcodes, uint32_t* mbins);
+
 struct BinIndexView {
   int n = 0, q = 0;
   int64_t bins = 0;
@@ -46,9 +61,14 @@ struct BinIndexView {
   int64_t all_ones_bin = -1;
   int prefix_dims = 0;            // 0: no prefix directory
   const uint32_t* dir = nullptr;  // [2^(prefix_dims q) + 1]
+  int mih_groups = 0;             // 0: no MIH tables
+  int mih_dims[kMihMaxGroups] = {};
+  const uint32_t* mih_offsets = nullptr;
+  const uint32_t* mih_codes = nullptr;
+  const uint32_t* mih_bins = nullptr;
 };
 
-enum class BinStrategy { rank = 0, enumerate = 1, prefix = 2 };
+enum class BinStrategy { rank = 0, enumerate = 1, prefix = 2, mih = 3 };
 
 struct BinQuery {
   uint64_t k = UINT64_MAX;             // faces to return at most
@@ -58,8 +78,8 @@ struct BinQuery {
 };
 
 struct BinStats {
-  int64_t enumerated = 0;  // neighbouring codes generated (enumerate)
-  int64_t probed = 0;      // hash slots read (enumerate) or occupied bins ranked (rank)
+  int64_t enumerated = 0;  // neighbouring codes (enumerate), prefixes (prefix) or group values (mih) generated
+  int64_t probed = 0;      // hash slots read (enumerate), bins whose distance was computed (rank, prefix, mih)
   int64_t visited = 0;     // occupied bins whose faces were collected
 };
 
@@ -70,9 +90,10 @@ struct BinResult {
 };
 
 // One query. Stops after max_bins visited bins, after k faces, or beyond max_distance; a k-search
-// is exact (the k first faces of the full visiting order). Both strategies give identical results.
+// is exact (the k first faces of the full visiting order). All strategies give identical results.
 void bins_search(const BinIndexView& index, uint32_t query, const BinQuery& options, BinResult& out);
-// Many queries on the thread pool (one BinResult per query).
+// Many queries on the thread pool (one BinResult per query); the threads take blocks of queries
+// from a shared counter, so a slow or late thread does not hold the batch up.
 void bins_search_batch(const BinIndexView& index, int64_t count, const uint32_t* queries,
                        const BinQuery& options, BinResult* out);
 
