@@ -346,6 +346,13 @@ function table(header: string[], rows: string[][], rightFrom = 1): string {
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
+/**
+ * A pause before each side's timed block: every side keeps threads spinning for a while after its
+ * work (our pool up to 0.3 ms, onnxruntime's intra-op pool, PyTorch's OpenMP in its own process),
+ * and on 2 cores those would compete with whichever side runs next.
+ */
+const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 50));
+
 /** One warm-up call, then `reps` timed calls: ms per call. */
 async function timeCalls(fn: () => void | Promise<void>, reps: number): Promise<number[]> {
   await fn();
@@ -550,6 +557,7 @@ export async function trainSection(opts: TrainSectionOptions): Promise<Record<st
         const key = `step${b}`;
         round.ms[key] = {};
         for (const side of order) {
+          await settle();
           if (side === 'ours') {
             const s = ourSteps.get(b)!;
             round.ms[key].ours = median(await timeCalls(() => s.step(), stepReps[b]));
@@ -564,6 +572,7 @@ export async function trainSection(opts: TrainSectionOptions): Promise<Record<st
         const key = `encode${b}`;
         round.ms[key] = {};
         for (const side of order) {
+          await settle();
           if (side === 'ours') {
             const e = ourEncoders.get(b)!;
             round.ms[key].ours = median(await timeCalls(() => e.run(), encodeReps[b]));
