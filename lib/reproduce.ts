@@ -23,6 +23,7 @@ import type { ImageBatch, ImagePreprocessing, LoadedDataset } from './images.js'
 import { findLfw, lfwView1Split, lfwView2Split } from './lfw.js';
 import type { LfwImageSet, LfwPairSet, LfwSplit } from './lfw.js';
 import type { Model, TrainMethod } from './model.js';
+import { genderExperiment, genderMarkdown, writeGenderReport } from './gender.js';
 import { searchEval, searchEvalMarkdown, writeSearchEval } from './search-eval.js';
 import { encode, train } from './train.js';
 import type { TrainOptions, TrainProgress } from './train.js';
@@ -243,6 +244,13 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
     const search = await searchEval({ lfw: location.root, images: location.imagesDir, model: searchModel, cache: (o.cache as boolean | string | undefined) ?? true, signal });
     markdown += '\n' + searchEvalMarkdown(search);
     searchFiles.push(...writeSearchEval(out, search));
+    // The gender experiment (lib/gender.ts) with the same model, when LFW has the gender lists.
+    if (location.maleNames !== null && location.femaleNames !== null) {
+      emit({ kind: 'note', message: 'gender experiment: look-up table over the 8x4 bins' });
+      const gender = await genderExperiment({ lfw: location, model: searchModel, cache: (o.cache as boolean | string | undefined) ?? true, signal });
+      markdown += '\n' + genderMarkdown(gender);
+      searchFiles.push(...writeGenderReport(gender, out));
+    }
   }
   const files = writeReport(out, protocol, markdown, rowResults, { started: started.toISOString(), seconds, epochs, trainImages, lfw: location.root, preprocessing: pre, train: extra });
   return { protocol, lfw: location.root, started: started.toISOString(), seconds, epochs, trainImages, rows: rowResults, markdown, files: [...files, ...searchFiles] };

@@ -172,6 +172,10 @@ async function writeTinyLfw(root: string): Promise<void> {
   const same = [4, 5, 6, 7].flatMap((i) => [`${p(i)}\t1\t2`, `${p(i)}\t3\t4`]);
   const diff = [4, 5, 6, 7].flatMap((i) => [`${p(i)}\t1\t${p(((i - 3) % 4) + 4)}\t2`, `${p(i)}\t3\t${p(((i - 2) % 4) + 4)}\t4`]);
   fs.writeFileSync(path.join(root, 'pairsDevTest.txt'), [String(same.length), ...same, ...diff, ''].join('\n'));
+  fs.mkdirSync(path.join(root, 'gender'), { recursive: true });
+  const files = (list: number[]) => list.flatMap((i) => [1, 2, 3, 4].map((k) => `${p(i)}_000${k}.jpg`)).join('\r\n') + '\r\n';
+  fs.writeFileSync(path.join(root, 'gender', 'male_names.txt'), files([0, 2, 4, 6]));
+  fs.writeFileSync(path.join(root, 'gender', 'female_names.txt'), files([1, 3, 5, 7]));
   fs.writeFileSync(path.join(root, 'lfw-names.txt'), [0, 1, 2, 3, 4, 5, 6, 7].map((i) => `${p(i)}\t4`).join('\n') + '\n');
   fs.writeFileSync(path.join(root, 'pairsDevTrain.txt'), ['1', `${p(0)}\t1\t2`, `${p(0)}\t1\t${p(1)}\t1`, ''].join('\n'));
 }
@@ -198,7 +202,9 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /\| 8x4, rounding \| Figure 4 \| \d+\.\d \+- \d+\.\d \| 91\.4 \|/);
   assert.match(r.stdout, /PCA to 32 dims/);
-  for (const f of ['reproduce-view1.md', 'reproduce-view1.json', 'figure4-view1.svg', 'search-8x4.md', 'search-8x4.svg']) assert.ok(fs.existsSync(path.join(out, f)), f);
+  for (const f of ['reproduce-view1.md', 'reproduce-view1.json', 'figure4-view1.svg', 'search-8x4.md', 'search-8x4.svg', 'gender-view1.md'])
+    assert.ok(fs.existsSync(path.join(out, f)), f);
+  assert.match(r.stdout, /Gender from 8x4 face codes/);
   assert.match(r.stdout, /recall against bins visited \(8x4\)/);
   // 4 test people x 4 images: 16 queries with 3 targets each; all found once every bin is visited.
   const search = JSON.parse(fs.readFileSync(path.join(out, 'search-8x4.json'), 'utf8'));
