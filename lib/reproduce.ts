@@ -367,6 +367,8 @@ function writeReport(out: string, protocol: string, markdown: string, rows: RowR
   writeFileAtomic(md, text(markdown));
   writeFileAtomic(json, text(JSON.stringify({ protocol, ...info, rows }, null, 2) + '\n'));
   const fig = rows.filter((r) => r.row.source.includes('Figure 4'));
+  // No Figure 4 row was run (e.g. --rows 32x1-std): no chart to draw.
+  if (fig.length === 0) return [md, json];
   const q = (r: RowResult) => parseLayout(r.row.layout!).q;
   const series = [{ name: 'dcl-native, rounding (LFW only)', points: fig.map((r) => [q(r), 100 * r.mean] as [number, number]) }];
   const paper = fig.filter((r) => r.row.paper !== null);
