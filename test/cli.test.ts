@@ -215,6 +215,11 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.is(se.code, 0, se.stderr);
   assert.match(se.stdout, /\| 1 \| 2\.33e-10 \|/);
   assert.match(fs.readFileSync(path.join(out, 'figure4-view1.svg'), 'utf8'), /<svg[^>]*>[\s\S]*rounding[\s\S]*<\/svg>/);
+  // Only rows outside Figure 4: the report is written without the chart.
+  const pcaOnly = await run('reproduce', '--lfw', root, '--rows', 'pca32', '--cache', cache, '--out', path.join(tmp, 'repro-pca'));
+  assert.is(pcaOnly.code, 0, pcaOnly.stderr);
+  assert.ok(fs.existsSync(path.join(tmp, 'repro-pca', 'reproduce-view1.md')));
+  assert.not.ok(fs.existsSync(path.join(tmp, 'repro-pca', 'figure4-view1.svg')));
   const bad = await run('reproduce', '--lfw', root, '--rows', 'nope');
   assert.is(bad.code, 1);
   assert.match(bad.stderr, /E_ARG/);
