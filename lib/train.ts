@@ -163,7 +163,8 @@ export interface TrainSettings {
 
 function checkData(value: unknown): TrainData {
   const d = plainObject(value, 'options.data');
-  knownKeys(d, ['images', 'labels', 'shape'], 'options.data');
+  // A loadDataset() result can be passed as it is: its other fields (files, names...) are ignored.
+  knownKeys(d, ['images', 'labels', 'shape', 'count', 'names', 'files', 'skipped', 'fromCache', 'decoded', 'cacheFile'], 'options.data');
   if (!(d.images instanceof Float32Array)) throw new DclError('E_ARG', `Expected a Float32Array for options.data.images but received ${describe(d.images)}`);
   if (!(d.labels instanceof Int32Array)) throw new DclError('E_ARG', `Expected an Int32Array for options.data.labels but received ${describe(d.labels)}`);
   const shape = d.shape;
@@ -650,8 +651,9 @@ export function encodeSync(model: Model, input: EncodeInput, options: { batchSiz
 function checkEncode(model: Model, input: EncodeInput, options: EncodeOptions) {
   if (!(model instanceof Model)) throw new DclError('E_ARG', `Expected a Model for model but received ${describe(model)}`);
   const i = plainObject(input, 'input');
-  // A training set ({ images, labels, shape }) can be encoded as it is: labels are ignored.
-  knownKeys(i, ['images', 'shape', 'labels'], 'input');
+  // A training set ({ images, labels, shape }) or a loadDataset() result can be encoded as it is:
+  // the other fields are ignored.
+  knownKeys(i, ['images', 'shape', 'labels', 'count', 'names', 'files', 'skipped', 'fromCache', 'decoded', 'cacheFile'], 'input');
   if (!(i.images instanceof Float32Array)) throw new DclError('E_ARG', `Expected a Float32Array for input.images but received ${describe(i.images)}`);
   const expected = model.architecture.inputShape;
   const per = expected[0] * expected[1] * expected[2];

@@ -11,7 +11,7 @@ import { encode, encodeSync, train, trainSync } from '../lib/train.js';
 import type { TrainOptions, TrainProgress } from '../lib/train.js';
 import { syntheticFaces } from '../lib/synthetic.js';
 import { codeDistance } from '../lib/codes.js';
-import { augmentBatch, loadImages, resolvePreprocessing } from '../lib/images.js';
+import { augmentBatch, loadDataset, loadImages, resolvePreprocessing } from '../lib/images.js';
 import sharp from 'sharp';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcl-train-'));
@@ -243,6 +243,10 @@ test('encode(model, files) decodes as the model was trained and matches encoding
   const decoded = await loadImages(files, pre);
   const labels = Int32Array.from([0, 0, 1, 1, 2, 2]);
   const model = trainSync({ ...options({ steps: 3, identitiesPerBatch: 3, imagesPerIdentity: 2 }), data: { images: decoded.images, labels, shape: decoded.shape }, preprocessing: pre });
+  // A loadDataset() result is accepted as training data as it is.
+  const set = await loadDataset({ files, labels: Int32Array.from([0, 0, 1, 1, 2, 2]) }, pre, { cache: false });
+  const fromSet = trainSync({ ...options({ steps: 3, identitiesPerBatch: 3, imagesPerIdentity: 2 }), data: set, preprocessing: pre });
+  assert.equal(encodeSync(fromSet, set), encodeSync(model, set));
   const fromFiles = await encode(model, files);
   const fromBuffers = await encode(model, files.map((f) => fs.readFileSync(f)));
   assert.equal(fromFiles, encodeSync(model, { images: decoded.images, shape: decoded.shape }));
