@@ -13,7 +13,7 @@
 // - mihOffsets / mihCodes / mihBins: the multi-index hashing tables, built on the first mih search.
 // The search itself is native (native/cpu/bins.cpp); this file owns validation, the choice of
 // strategy, persistence and the mapping from face positions to ids.
-import { parseLayout } from './codes.js';
+import { codesUint32, parseLayout, unusedBits } from './codes.js';
 import type { CodeLayout, LayoutLike } from './codes.js';
 import { DclError, fromNativeError } from './errors.js';
 import { readFileChecked, sha256Hex, writeFileAtomic } from './files.js';
@@ -105,28 +105,12 @@ const MIH_MAX_GROUP_BITS = 20;
 
 const ID_RULE = 'non-negative safe integers';
 
-function layoutBitsMask(l: CodeLayout): number {
-  return l.bits >= 32 ? 0 : ~((2 ** l.bits - 1) | 0);
-}
-
-function checkCodes(value: unknown, l: CodeLayout, name: string): Uint32Array {
-  let codes: Uint32Array;
-  if (value instanceof Uint32Array) codes = value;
-  else if (value instanceof Int32Array) codes = new Uint32Array(value.buffer, value.byteOffset, value.length);
-  else fail('E_ARG', 'an Int32Array (or Uint32Array) of codes', name, value);
-  const unused = layoutBitsMask(l);
-  if (unused !== 0)
-    for (let i = 0; i < codes.length; i++)
-      if ((codes[i] & unused) !== 0)
-        throw new DclError('E_ARG', `Expected codes of layout ${l.name} (bits above ${l.bits} zero) for ${name} but received 0x${codes[i].toString(16)} at index ${i}`);
-  return codes;
-}
 
 function checkQuery(value: unknown, l: CodeLayout, name: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 32)
     fail('E_ARG', 'an integer code (int32 or uint32)', name, value);
   const u = value >>> 0;
-  if ((u & layoutBitsMask(l)) !== 0)
+  if ((u & unusedBits(l)) !== 0)
     throw new DclError('E_ARG', `Expected a code of layout ${l.name} (bits above ${l.bits} zero) for ${name} but received 0x${u.toString(16)}`);
   return u;
 }
@@ -299,7 +283,7 @@ export class BinIndex {
    * share a bin. Rebuilds the arrays (O(N + M) radix sorts): add in batches.
    */
   add(codes: Int32Array | Uint32Array, ids: ArrayLike<number>): void {
-    const c = checkCodes(codes, this.layout, 'codes');
+    const c = codesUint32(codes, this.layout, 'codes');
     const newIds = checkIds(ids, 'ids', c.length);
     if (c.length === 0) return;
     const n = this.size;
@@ -477,7 +461,7 @@ export class BinIndex {
     const ids = new Float64Array(count);
     if (idType === 1) new Uint8Array(ids.buffer).set(bytes.subarray(idsStart, idsStart + 8 * count));
     else ids.set(new Uint32Array(new Uint8Array(bytes.subarray(idsStart, idsStart + 4 * count)).buffer));
-    const unused = layoutBitsMask(index.layout);
+    const unused = unusedBits(index.layout);
     for (let i = 0; i < count; i++) {
       if ((codes[i] & unused) !== 0) throw bad(`code 0x${codes[i].toString(16)} at face ${i} does not fit layout ${n}x${q}`);
       if (i > 0 && codes[i] < codes[i - 1]) throw bad(`codes are not grouped by bin at face ${i}`);
@@ -720,7 +704,7 @@ export class BinIndex {
   }
 
   #batchArgs(queries: unknown, options: unknown) {
-    const q = checkCodes(queries, this.layout, 'queries');
+    const q = codesUint32(queries, this.layout, 'queries');
     const o = searchOptions(options);
     return { q, o, plan: this.#plan(o) };
   }

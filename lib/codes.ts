@@ -83,16 +83,19 @@ function checkMetric(metric: unknown, name: string): CodeMetric {
 }
 
 /** Bits that must be 0 in a code of the layout (those above n q). */
-function unusedBits(l: CodeLayout): number {
+export function unusedBits(l: CodeLayout): number {
   return l.bits >= 32 ? 0 : ~((2 ** l.bits - 1) | 0);
 }
 
-/** Views an Int32Array / Uint32Array of codes as Int32Array (no copy) and checks the unused bits. */
-function codesArray(value: unknown, l: CodeLayout, name: string): Int32Array {
+/**
+ * Views an Int32Array / Uint32Array of codes as Int32Array (no copy) and checks the unused bits:
+ * the one argument check every API taking packed codes shares (E_ARG with the index on failure).
+ */
+export function codesArray(value: unknown, l: CodeLayout, name: string, what = 'an Int32Array (or Uint32Array) of codes'): Int32Array {
   let codes: Int32Array;
   if (value instanceof Int32Array) codes = value;
   else if (value instanceof Uint32Array) codes = new Int32Array(value.buffer, value.byteOffset, value.length);
-  else fail('E_ARG', 'an Int32Array (or Uint32Array) of codes', name, value);
+  else fail('E_ARG', what, name, value);
   const unused = unusedBits(l);
   if (unused !== 0) {
     for (let i = 0; i < codes.length; i++) {
@@ -104,6 +107,12 @@ function codesArray(value: unknown, l: CodeLayout, name: string): Int32Array {
     }
   }
   return codes;
+}
+
+/** codesArray as a Uint32Array view (no copy), for code that compares codes as unsigned bins. */
+export function codesUint32(value: unknown, l: CodeLayout, name: string): Uint32Array {
+  const c = codesArray(value, l, name);
+  return new Uint32Array(c.buffer, c.byteOffset, c.length);
 }
 
 /** One code given as a number: an int32 (negative for the top bit set) or the same bits as a uint32. */

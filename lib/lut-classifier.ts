@@ -14,7 +14,7 @@
 // the bins' codes (uint32, ascending), their counts (float64, bins x classes, row-major), all
 // little-endian, then the SHA-256 of every byte before it.
 import { BinIndex } from './bin-index.js';
-import { parseLayout } from './codes.js';
+import { codesUint32, parseLayout, unusedBits } from './codes.js';
 import type { CodeLayout, LayoutLike } from './codes.js';
 import { DclError } from './errors.js';
 import { readFileChecked, sha256Hex, writeFileAtomic } from './files.js';
@@ -111,22 +111,6 @@ function settingsOf(o: Record<string, unknown>, name: string, base: Settings): S
 
 const DEFAULTS: Settings = { minSamples: 1, weighting: 'none', tau: 1, maxDistance: Infinity, maxBins: Infinity };
 
-function unusedBits(l: CodeLayout): number {
-  return l.bits >= 32 ? 0 : ~((2 ** l.bits - 1) | 0);
-}
-
-function checkCodes(value: unknown, l: CodeLayout, name: string): Uint32Array {
-  let codes: Uint32Array;
-  if (value instanceof Uint32Array) codes = value;
-  else if (value instanceof Int32Array) codes = new Uint32Array(value.buffer, value.byteOffset, value.length);
-  else fail('E_ARG', 'an Int32Array (or Uint32Array) of codes', name, value);
-  const unused = unusedBits(l);
-  if (unused !== 0)
-    for (let i = 0; i < codes.length; i++)
-      if ((codes[i] & unused) !== 0)
-        throw new DclError('E_ARG', `Expected codes of layout ${l.name} (bits above ${l.bits} zero) for ${name} but received 0x${codes[i].toString(16)} at index ${i}`);
-  return codes;
-}
 
 function checkLabels(value: unknown, classes: number, count: number, name: string): Int32Array {
   const ok = value instanceof Int32Array || value instanceof Uint8Array || value instanceof Uint16Array || value instanceof Uint32Array || Array.isArray(value);
@@ -258,7 +242,7 @@ export class LutClassifier {
 
   /** Forgets everything, then counts these faces (codes[i] with class labels[i]). */
   fit(codes: Int32Array | Uint32Array, labels: Int32Array | ArrayLike<number>): this {
-    const c = checkCodes(codes, this.layout, 'codes');
+    const c = codesUint32(codes, this.layout, 'codes');
     const l = checkLabels(labels, this.classes, c.length, 'labels');
     this.#reset();
     this.#count(c, l);
@@ -267,7 +251,7 @@ export class LutClassifier {
 
   /** Adds these faces to the counts (fit on the union of everything given equals the same state). */
   update(codes: Int32Array | Uint32Array, labels: Int32Array | ArrayLike<number>): this {
-    const c = checkCodes(codes, this.layout, 'codes');
+    const c = codesUint32(codes, this.layout, 'codes');
     const l = checkLabels(labels, this.classes, c.length, 'labels');
     this.#count(c, l);
     return this;
@@ -288,7 +272,7 @@ export class LutClassifier {
    * gathered, the farthest distance, and whether it fell back to the prior.
    */
   predictDetailed(codes: Int32Array | Uint32Array, options?: LutPredictOptions): LutPrediction {
-    const q = checkCodes(codes, this.layout, 'codes');
+    const q = codesUint32(codes, this.layout, 'codes');
     const o = plainObject(options, 'options');
     knownKeys(o, PREDICT_KEYS, 'options');
     const s = settingsOf(o, 'options', this.#settings);

@@ -15,7 +15,7 @@
 // modified until the promise settles. Kernels started from the main thread meanwhile still run,
 // single-threaded while the scan holds the native pool.
 import { DclError, fromNativeError } from './errors.js';
-import { parseLayout } from './codes.js';
+import { codesArray, parseLayout } from './codes.js';
 import type { CodeLayout, LayoutLike } from './codes.js';
 import { native } from './native.js';
 import { describe, fail, knownKeys, MAX_ELEMENTS, plainObject } from './validate.js';
@@ -51,27 +51,9 @@ interface Prepared {
   hamming: boolean;
 }
 
-/** Bits that must be 0 in a code of the layout (those above n q). */
-function unusedBits(l: CodeLayout): number {
-  return l.bits >= 32 ? 0 : ~((2 ** l.bits - 1) | 0);
-}
-
 function codes(value: unknown, l: CodeLayout, name: string): Int32Array {
-  let c: Int32Array;
-  if (value instanceof Int32Array) c = value;
-  else if (value instanceof Uint32Array) c = new Int32Array(value.buffer, value.byteOffset, value.length);
-  else fail('E_ARG', `an Int32Array (or Uint32Array) of codes of layout ${l.name}`, name, value);
+  const c = codesArray(value, l, name, `an Int32Array (or Uint32Array) of codes of layout ${l.name}`);
   if (c.length > MAX_ELEMENTS) fail('E_SHAPE', `at most ${MAX_ELEMENTS} codes`, name, value);
-  const unused = unusedBits(l);
-  if (unused !== 0) {
-    for (let i = 0; i < c.length; i++) {
-      if ((c[i] & unused) !== 0)
-        throw new DclError(
-          'E_ARG',
-          `Expected codes of layout ${l.name} (bits above ${l.bits} zero) for ${name} but received 0x${(c[i] >>> 0).toString(16)} at index ${i}`,
-        );
-    }
-  }
   return c;
 }
 

@@ -12,43 +12,13 @@ import type { BinSearchOptions } from '../lib/bin-index.js';
 import { parseLayout } from '../lib/codes.js';
 import type { CodeLayout } from '../lib/codes.js';
 import { DclError } from '../lib/errors.js';
+import { codeDistanceRef, xorshift } from './reference.js';
 
 const test = suite('bin-index');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dcl-bins-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const LAYOUTS = ['32x1', '16x2', '8x4', '4x8', '3x10', '1x32'];
-
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
-
-function distance(a: number, b: number, l: CodeLayout): number {
-  a >>>= 0;
-  b >>>= 0;
-  if (l.q === 1) {
-    let x = (a ^ b) >>> 0;
-    let c = 0;
-    while (x) {
-      c += x & 1;
-      x >>>= 1;
-    }
-    return c;
-  }
-  if (l.q === 32) return Math.abs(a - b);
-  const m = 2 ** l.q - 1;
-  let s = 0;
-  for (let i = 0; i < l.n; i++) s += Math.abs(Math.floor(a / 2 ** (i * l.q)) % (m + 1) - (Math.floor(b / 2 ** (i * l.q)) % (m + 1)));
-  return s;
-}
 
 interface Face {
   code: number; // uint32
@@ -62,7 +32,7 @@ function reference(faces: Face[], query: number, l: CodeLayout, o: BinSearchOpti
   const maxBins = o.maxBins ?? Infinity;
   const maxDistance = o.maxDistance ?? Infinity;
   const sorted = faces
-    .map((f) => ({ ...f, d: distance(f.code, query, l) }))
+    .map((f) => ({ ...f, d: codeDistanceRef(f.code, query, l) }))
     .sort((a, b) => a.d - b.d || a.code - b.code || a.seq - b.seq);
   const ids: number[] = [];
   const distances: number[] = [];
@@ -124,7 +94,7 @@ function check(index: BinIndex, faces: Face[], query: number, o: BinSearchOption
 }
 
 test('every layout: search equals the brute-force order for k, maxBins and maxDistance, both strategies', () => {
-  const random = rng(12345);
+  const random = xorshift(12345);
   for (const name of LAYOUTS) {
     const l = parseLayout(name);
     const index = new BinIndex({ layout: name });
@@ -151,7 +121,7 @@ test('every layout: search equals the brute-force order for k, maxBins and maxDi
 test('dense small index: enumeration meets every bin, ties in code order, crowded bins in insertion order', () => {
   const l = parseLayout('8x4');
   const index = new BinIndex({ layout: l });
-  const random = rng(7);
+  const random = xorshift(7);
   // 2,000 faces in a small corner of the space: many faces per bin, many bins per radius.
   const codes = new Uint32Array(2000);
   for (let i = 0; i < codes.length; i++) {
@@ -237,7 +207,7 @@ test('searchBatch equals search one by one (async and sync)', async () => {
   for (const name of ['32x1', '8x4', '4x8']) {
     const l = parseLayout(name);
     const index = new BinIndex({ layout: name });
-    const random = rng(99);
+    const random = xorshift(99);
     const codes = randomCodes(l, 500, random);
     index.add(codes, Array.from(codes, (_, i) => i));
     const queries = Int32Array.from(randomCodes(l, 40, random));
@@ -286,7 +256,7 @@ test('stats: enumerate counts codes generated and slots probed; rank counts bins
 
 test('auto: the cheapest estimated strategy; enumeration only when cheaper than ranking every bin', () => {
   const index = new BinIndex({ layout: '32x1' });
-  const random = rng(5);
+  const random = xorshift(5);
   const codes = new Uint32Array(20000);
   for (let i = 0; i < codes.length; i++) codes[i] = Math.floor(random() * 2 ** 32);
   index.add(codes, Array.from(codes, (_, i) => i));
@@ -310,7 +280,7 @@ test('auto: the cheapest estimated strategy; enumeration only when cheaper than 
 });
 
 test('mih with forced group counts (2, 3, 4, 8): every layout equals the brute force, also after removes', () => {
-  const random = rng(4242);
+  const random = xorshift(4242);
   for (const name of ['32x1', '16x2', '8x4', '4x8', '3x10', '2x16']) {
     const l = parseLayout(name);
     const codes = randomCodes(l, 400, random);
@@ -351,7 +321,7 @@ test('mih with forced group counts (2, 3, 4, 8): every layout equals the brute f
 
 test('mih: memoryBytes counts the tables (8 bytes a bin with 2 groups, plus the offsets)', () => {
   const index = new BinIndex({ layout: '32x1', mihGroups: 2 });
-  const random = rng(8);
+  const random = xorshift(8);
   const codes = new Uint32Array(5000);
   for (let i = 0; i < codes.length; i++) codes[i] = Math.floor(random() * 2 ** 32);
   index.add(codes, Array.from(codes, (_, i) => i));
@@ -364,7 +334,7 @@ test('save / load round trip (uint32 and float64 ids), atomic file, same results
   for (const name of ['32x1', '4x8']) {
     const l = parseLayout(name);
     const index = new BinIndex({ layout: name });
-    const random = rng(3);
+    const random = xorshift(3);
     const codes = randomCodes(l, 200, random);
     const ids = Array.from(codes, (_, i) => (name === '4x8' ? 2 ** 40 + i * 3 : i * 5));
     index.add(codes, ids);

@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { codeDistance, codeDistances, DclError, maxDistance, pack, PAPER_LAYOUTS, parseLayout, quantize, unpack } from '../lib/index.js';
 import type { CodeLayout, CodeMetric } from '../lib/index.js';
-import { Rng } from './reference.js';
+import { codeDistanceRef, Rng } from './reference.js';
 import { assertSame, forEachIsa } from './helpers.js';
 
 const test = suite('codes');
@@ -40,18 +40,6 @@ function quantizeRef(p: Float32Array, l: CodeLayout): Int32Array {
 function levelsOf(code: number, l: CodeLayout): number[] {
   const u = code >>> 0;
   return Array.from({ length: l.n }, (_, i) => Math.floor(u / 2 ** (i * l.q)) % 2 ** l.q);
-}
-
-function distanceRef(a: number, b: number, l: CodeLayout, metric: CodeMetric): number {
-  if (metric === 'hamming' || l.q === 1) {
-    let d = 0;
-    const x = (a ^ b) >>> 0;
-    for (let i = 0; i < 32; i++) if ((x >>> i) & 1) d++;
-    return d;
-  }
-  const la = levelsOf(a, l);
-  const lb = levelsOf(b, l);
-  return la.reduce((s, v, i) => s + Math.abs(v - lb[i]), 0);
 }
 
 /** Random probabilities with boundary values mixed in. */
@@ -235,7 +223,7 @@ test('codeDistances vs brute force on every ISA (L1 and Hamming), every layout, 
       const a = randomCodes(rng, count, l);
       const b = randomCodes(rng, count, l);
       for (const metric of ['l1', 'hamming'] as const) {
-        const want = Uint32Array.from({ length: count }, (_, k) => distanceRef(a[k], b[k], l, metric));
+        const want = Uint32Array.from({ length: count }, (_, k) => codeDistanceRef(a[k], b[k], l, metric));
         forEachIsa(() => {
           const buffer = new Uint32Array(count + 40).fill(0xdeadbeef);
           const out = buffer.subarray(13, 13 + count);

@@ -23,41 +23,11 @@ import type { LutPredictOptions } from '../lib/lut-classifier.js';
 import { Model } from '../lib/model.js';
 import { DclS } from '../lib/nn.js';
 import { syntheticFaces } from '../lib/synthetic.js';
+import { codeDistanceRef, xorshift } from './reference.js';
 
 const test = suite('lut-classifier');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dcl-lut-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
-
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
-
-function distance(a: number, b: number, l: CodeLayout): number {
-  a >>>= 0;
-  b >>>= 0;
-  if (l.q === 1) {
-    let x = (a ^ b) >>> 0;
-    let c = 0;
-    while (x) {
-      c += x & 1;
-      x >>>= 1;
-    }
-    return c;
-  }
-  if (l.q === 32) return Math.abs(a - b);
-  const m = 2 ** l.q;
-  let s = 0;
-  for (let i = 0; i < l.n; i++) s += Math.abs((Math.floor(a / 2 ** (i * l.q)) % m) - (Math.floor(b / 2 ** (i * l.q)) % m));
-  return s;
-}
 
 function randomCode(r: () => number, l: CodeLayout): number {
   return l.bits === 32 ? Math.floor(r() * 2 ** 32) : Math.floor(r() * 2 ** l.bits);
@@ -65,7 +35,7 @@ function randomCode(r: () => number, l: CodeLayout): number {
 
 /** The reference: all counted faces sorted by (distance, code as uint32), whole bins gathered until minSamples. */
 function reference(codes: Uint32Array, labels: Int32Array, C: number, query: number, l: CodeLayout, o: Required<LutPredictOptions>) {
-  const faces = Array.from(codes, (code, i) => ({ code, label: labels[i], d: distance(code, query, l) }));
+  const faces = Array.from(codes, (code, i) => ({ code, label: labels[i], d: codeDistanceRef(code, query, l) }));
   faces.sort((a, b) => a.d - b.d || a.code - b.code);
   const acc = new Float64Array(C);
   const prior = new Float64Array(C);
@@ -104,7 +74,7 @@ const LAYOUTS = ['32x1', '16x2', '8x4', '4x8', '3x10', '1x32'];
 test('look-up and widening match the brute-force reference (several layouts, weightings, limits)', () => {
   for (const name of LAYOUTS) {
     const l = parseLayout(name);
-    const r = rng(l.bits * 7 + l.n);
+    const r = xorshift(l.bits * 7 + l.n);
     const C = 3;
     // Codes from a pool, so that bins hold several faces; labels skewed by the code's low bit.
     const pool = Array.from({ length: 60 }, () => randomCode(r, l));
@@ -120,7 +90,7 @@ test('look-up and widening match the brute-force reference (several layouts, wei
     assert.is(table.bins, new Set(codes).size);
     // Queries: occupied bins and random codes.
     const queries = Uint32Array.from({ length: 40 }, (_, i) => (i % 4 === 0 ? pool[i % pool.length] : randomCode(r, l)));
-    const nearest = Array.from(queries, (q) => Math.min(...Array.from(pool, (c) => distance(c, q, l)), distance(heavy, q, l))).sort((a, b) => a - b);
+    const nearest = Array.from(queries, (q) => Math.min(...Array.from(pool, (c) => codeDistanceRef(c, q, l)), codeDistanceRef(heavy, q, l))).sort((a, b) => a - b);
     const median = nearest[nearest.length >> 1];
     const settings: LutPredictOptions[] = [
       {},
@@ -198,7 +168,7 @@ test('ties go to the lower class index; nothing within maxDistance answers the p
 test('update == fit on the union; fit resets', () => {
   for (const name of ['16x2', '4x8']) {
     const l = parseLayout(name);
-    const r = rng(99 + l.q);
+    const r = xorshift(99 + l.q);
     const pool = Array.from({ length: 30 }, () => randomCode(r, l));
     const codes = Uint32Array.from({ length: 150 }, () => pool[Math.floor(r() * pool.length)]);
     const labels = Int32Array.from(codes, () => Math.floor(r() * 4));
@@ -218,7 +188,7 @@ test('update == fit on the union; fit resets', () => {
 });
 
 test('save / load round trip (async and Sync), settings and class names kept', async () => {
-  const r = rng(5);
+  const r = xorshift(5);
   const codes = Int32Array.from({ length: 300 }, () => (Math.floor(r() * 2 ** 32) | 0) & 0x3333_3333);
   const labels = Int32Array.from(codes, () => Math.floor(r() * 2));
   const table = new LutClassifier({ layout: '16x2', classes: ['male', 'female'], minSamples: 4, weighting: 'exp', tau: 2.5, maxDistance: 9, maxBins: 50 }).fit(codes, labels);
@@ -337,7 +307,7 @@ test('logistic regression: a tiny separable case, standardisation, the L2 penalt
   assert.equal(Array.from(logisticPredict(m2, x2, 8)), Array.from(y));
   assert.ok(Math.abs(m2.weights[1]) < 1e-9);
   // 2-D: the label is x0 > x1.
-  const r = rng(3);
+  const r = xorshift(3);
   const pts = Float64Array.from({ length: 200 }, () => r() * 4);
   const lab = Int32Array.from({ length: 100 }, (_, i) => (pts[2 * i] > pts[2 * i + 1] ? 1 : 0));
   const m3 = fitLogisticRegression(pts, 100, 2, lab, { l2: 1e-4 });

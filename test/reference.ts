@@ -545,3 +545,38 @@ export function checkGradient(c: GradientCheck): Float64Array {
     );
   return fd;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Packed codes
+
+/** xorshift32 uniform numbers in [0, 1): the seeded stream the code and index tests draw from. */
+export function xorshift(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 2 ** 32;
+  };
+}
+
+/**
+ * The layout distance of two packed codes, one field at a time in plain arithmetic: Hamming for
+ * Q = 1 (or with metric 'hamming': popcount of a xor b), else L1 over the n Q-bit fields.
+ */
+export function codeDistanceRef(a: number, b: number, l: { n: number; q: number }, metric: 'l1' | 'layout' | 'hamming' = 'l1'): number {
+  const ua = a >>> 0;
+  const ub = b >>> 0;
+  if (metric === 'hamming' || l.q === 1) {
+    const x = (ua ^ ub) >>> 0;
+    let d = 0;
+    for (let i = 0; i < 32; i++) if (Math.floor(x / 2 ** i) % 2 === 1) d++;
+    return d;
+  }
+  const levels = 2 ** l.q;
+  let d = 0;
+  for (let i = 0; i < l.n; i++) d += Math.abs((Math.floor(ua / 2 ** (i * l.q)) % levels) - (Math.floor(ub / 2 ** (i * l.q)) % levels));
+  return d;
+}

@@ -8,7 +8,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { capabilities, DclError, knnScan, knnScanAsync, parseLayout, rangeScan, rangeScanAsync, setThreads, withIsa } from '../lib/index.js';
 import type { CodeLayout } from '../lib/index.js';
-import { Rng } from './reference.js';
+import { codeDistanceRef, Rng } from './reference.js';
 import { assertSame, forEachIsa, isasUnderTest } from './helpers.js';
 
 const test = suite('scan');
@@ -20,27 +20,10 @@ type Metric = (typeof METRICS)[number];
 // ---------------------------------------------------------------------------------------------
 // References
 
-function distanceRef(a: number, b: number, l: CodeLayout, metric: Metric): number {
-  if (metric === 'hamming' || l.q === 1) {
-    let x = (a ^ b) >>> 0;
-    let d = 0;
-    while (x !== 0) {
-      x = (x & (x - 1)) >>> 0;
-      d++;
-    }
-    return d;
-  }
-  if (l.q === 32) return Math.abs((a >>> 0) - (b >>> 0));
-  const field = 2 ** l.q - 1;
-  let d = 0;
-  for (let i = 0; i < l.n; i++) d += Math.abs(((a >>> (i * l.q)) & field) - ((b >>> (i * l.q)) & field));
-  return d;
-}
-
 /** Per query, every (distance, index) sorted by distance then index. */
 function sortedAll(db: Int32Array, queries: Int32Array, l: CodeLayout, metric: Metric): { d: number; i: number }[][] {
   return Array.from(queries, (q) => {
-    const all = Array.from(db, (c, i) => ({ d: distanceRef(c, q, l, metric), i }));
+    const all = Array.from(db, (c, i) => ({ d: codeDistanceRef(c, q, l, metric), i }));
     all.sort((a, b) => a.d - b.d || a.i - b.i);
     return all;
   });

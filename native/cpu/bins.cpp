@@ -225,6 +225,25 @@ struct Prober {
   }
 };
 
+// Calls f(base ^ mask) for every mask of `bits` bits with exactly r ones, masks in increasing
+// numeric order (Gosper's hack: the next larger mask of the same weight; the division by
+// c = 2^ctz is a shift). r = 0 gives base itself.
+template <class F>
+inline void for_each_flip(uint32_t base, int bits, uint64_t r, F f) {
+  if (r == 0) {
+    f(base);
+    return;
+  }
+  if (r > static_cast<uint64_t>(bits)) return;
+  const uint64_t limit = uint64_t{1} << bits;
+  uint64_t mask = (uint64_t{1} << r) - 1;
+  while (mask < limit) {
+    f(base ^ static_cast<uint32_t>(mask));
+    const uint64_t c = mask & (~mask + 1), rr = mask + c;
+    mask = (((rr ^ mask) >> 2) >> __builtin_ctzll(c)) | rr;
+  }
+}
+
 // Every code at L1 distance exactly `rem` from the query over dimensions dim..n-1 (q > 1).
 template <class Sink>
 struct L1Enumerator {
@@ -278,18 +297,7 @@ void search_enumerate(const BinIndexView& ix, uint32_t query, const BinQuery& o,
   for (uint64_t r = 0; r <= maxr && r <= reach; ++r) {
     hits.clear();
     if (ix.q == 1) {
-      const uint64_t limit = uint64_t{1} << ix.n;
-      if (r == 0) {
-        prober.add(query);
-      } else {
-        uint64_t mask = (uint64_t{1} << r) - 1;
-        while (mask < limit) {
-          prober.add(query ^ static_cast<uint32_t>(mask));
-          // Gosper's hack: the next larger mask of the same weight (the division by c = 2^ctz is a shift).
-          const uint64_t c = mask & (~mask + 1), rr = mask + c;
-          mask = (((rr ^ mask) >> 2) >> __builtin_ctzll(c)) | rr;
-        }
-      }
+      for_each_flip(query, ix.n, r, [&](uint32_t code) { prober.add(code); });
     } else {
       l1.run(0, r, 0);
     }
@@ -370,17 +378,7 @@ void search_prefix(const BinIndexView& ix, uint32_t query, const BinQuery& o, Bi
   for (uint64_t j = 0; j <= maxr; ++j) {
     if (j <= reach) {
       if (ix.q == 1) {
-        const uint64_t limit = uint64_t{1} << m;
-        if (j == 0) {
-          prober.add(qprefix);
-        } else {
-          uint64_t mask = (uint64_t{1} << j) - 1;
-          while (mask < limit) {
-            prober.add(qprefix ^ static_cast<uint32_t>(mask));
-            const uint64_t c = mask & (~mask + 1), rr = mask + c;
-            mask = (((rr ^ mask) >> 2) >> __builtin_ctzll(c)) | rr;
-          }
-        }
+        for_each_flip(qprefix, m, j, [&](uint32_t prefix) { prober.add(prefix); });
       } else {
         l1.run(0, j, 0);
       }
@@ -578,17 +576,7 @@ void search_mih(const BinIndexView& ix, uint32_t query, const BinQuery& o, BinRe
       const MihGroup& G = g[t];
       vals.clear();
       if (q == 1) {
-        if (lev == 0) {
-          vals.push_back(G.qv);
-        } else if (lev <= static_cast<uint64_t>(G.bits)) {
-          const uint64_t limit_mask = uint64_t{1} << G.bits;
-          uint64_t mask = (uint64_t{1} << lev) - 1;
-          while (mask < limit_mask) {
-            vals.push_back(G.qv ^ static_cast<uint32_t>(mask));
-            const uint64_t c = mask & (~mask + 1), rr = mask + c;
-            mask = (((rr ^ mask) >> 2) >> __builtin_ctzll(c)) | rr;
-          }
-        }
+        for_each_flip(G.qv, G.bits, lev, [&](uint32_t value) { vals.push_back(value); });
       } else {
         L1Enumerator<GroupSink> e{G.dims, q, top_level, {}, {}, sink};
         e.cap[G.dims] = 0;
