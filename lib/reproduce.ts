@@ -25,7 +25,7 @@ import type { LfwImageSet, LfwPairSet, LfwSplit } from './lfw.js';
 import type { Model, TrainMethod } from './model.js';
 import { genderExperiment, genderMarkdown, writeGenderReport } from './gender.js';
 import { searchEval, searchEvalMarkdown, writeSearchEval } from './search-eval.js';
-import { encode, train } from './train.js';
+import { train } from './train.js';
 import type { TrainOptions, TrainProgress } from './train.js';
 import { describe, knownKeys, plainObject } from './validate.js';
 
@@ -213,7 +213,8 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
         }
         const layout = parseLayout(row.layout!);
         distances = row.method === 'float' ? floatDistances(model) : codeDistancesOf(model, layout.name);
-        const codes = await encode(model, { images: testData.images, shape: testData.shape });
+        // The same codes the distances below use (encodeNow keeps them per model and data set).
+        const codes = encodeNow(model, testData);
         result.distinctCodes.push(new Set(codes).size);
       }
       const d = distances(testData, testPairs);

@@ -662,8 +662,9 @@ function checkEncode(model: Model, input: EncodeInput, options: EncodeOptions) {
   // Images stored with a margin (as for training with augmentation) are centre-cropped.
   let stored: [number, number, number] | null = null;
   const p = model.preprocessing as Partial<ImagePreprocessing>;
-  if (typeof p.color === 'string') {
-    const s = imageShape(modelImagePreprocessing(model), 'stored');
+  const pre = typeof p.color === 'string' ? modelImagePreprocessing(model) : null;
+  if (pre) {
+    const s = imageShape(pre, 'stored');
     if (!same(expected) && same(s)) stored = s;
   }
   if (!same(expected) && stored === null)
@@ -677,8 +678,7 @@ function checkEncode(model: Model, input: EncodeInput, options: EncodeOptions) {
   const batchSize = num(o.batchSize, 'options.batchSize', 64, 1, 65536, true);
   const count = i.images.length / inPer;
   const crop = (images: Float32Array, start: number, n: number): Float32Array => {
-    if (stored === null) return images.subarray(start * per, (start + n) * per);
-    const pre = modelImagePreprocessing(model);
+    if (stored === null || pre === null) return images.subarray(start * per, (start + n) * per);
     const batch = { images: images.subarray(start * inPer, (start + n) * inPer), shape: stored, count: n };
     return augmentBatch(batch, pre, { flip: false, shift: 0, scale: 0 }).images;
   };
