@@ -15,6 +15,9 @@
 void register_bins(Napi::Env env, Napi::Object exports);
 // bindings/scan.cpp: the exhaustive code scans (k nearest, range).
 void register_scan(Napi::Env env, Napi::Object exports);
+// bindings/cuda.cpp: the CUDA backend (status, device buffers, ops) and capabilities().cuda.
+void register_cuda(Napi::Env env, Napi::Object exports);
+Napi::Object cuda_capabilities(Napi::Env env);
 
 namespace {
 
@@ -80,11 +83,7 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
     out.Set("bestIsa", dcl::isa_name(dcl::best_isa()));
     out.Set("threads", dcl::thread_count());
     out.Set("hardwareThreads", dcl::hardware_threads());
-    Napi::Object cuda = Napi::Object::New(env);
-    cuda.Set("compiled", false);
-    cuda.Set("usable", false);
-    cuda.Set("reason", "built without CUDA support");
-    out.Set("cuda", cuda);
+    out.Set("cuda", cuda_capabilities(env));
     return out;
   });
 }
@@ -400,6 +399,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adamUpdate", Napi::Function::New(env, AdamUpdate));
   register_bins(env, exports);
   register_scan(env, exports);
+  register_cuda(env, exports);
   return exports;
 }
 

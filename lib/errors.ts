@@ -8,7 +8,9 @@
  * - E_DEVICE: host data was asked of a tensor held on another device;
  * - E_FORMAT: a file is corrupt, truncated, of another format or of an unsupported version;
  * - E_IO: a file could not be read or written (missing, no permission, disk full);
- * - E_ABORTED: a long operation was cancelled through its AbortSignal.
+ * - E_ABORTED: a long operation was cancelled through its AbortSignal;
+ * - E_CUDA: a CUDA operation was asked for where CUDA is not usable (built without it, no driver,
+ *   no GPU: the message says which), or a CUDA call failed on the device.
  */
 export type DclErrorCode =
   | 'E_ARG'
@@ -19,7 +21,8 @@ export type DclErrorCode =
   | 'E_DEVICE'
   | 'E_FORMAT'
   | 'E_IO'
-  | 'E_ABORTED';
+  | 'E_ABORTED'
+  | 'E_CUDA';
 
 export class DclError extends Error {
   readonly code: DclErrorCode;
@@ -31,7 +34,7 @@ export class DclError extends Error {
   }
 }
 
-const KNOWN_CODES = new Set<string>(['E_ARG', 'E_SHAPE', 'E_ISA', 'E_LOAD', 'E_NATIVE', 'E_DEVICE', 'E_FORMAT', 'E_IO', 'E_ABORTED']);
+const KNOWN_CODES = new Set<string>(['E_ARG', 'E_SHAPE', 'E_ISA', 'E_LOAD', 'E_NATIVE', 'E_DEVICE', 'E_FORMAT', 'E_IO', 'E_ABORTED', 'E_CUDA']);
 
 /** Turns whatever native code threw into a DclError, keeping its code when it has a known one. */
 export function fromNativeError(error: unknown, operation: string): DclError {

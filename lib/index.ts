@@ -7,7 +7,12 @@ export { Tensor, CpuStorage } from './tensor.js';
 export type { Device, Storage, TensorLike } from './tensor.js';
 export { capabilities, setIsa, setThreads, withIsa, measureFmaPeak, ALL_ISAS } from './runtime.js';
 export { setConvAlgorithm, convAlgorithm, ALL_CONV_ALGORITHMS } from './runtime.js';
-export type { Capabilities, Isa, ConvAlgorithm } from './runtime.js';
+export type { Capabilities, Isa, ConvAlgorithm, CudaCapabilities, CudaDeviceInfo } from './runtime.js';
+// The CUDA backend: the ops on the GPU (host tensors in and out), device buffers, the device's
+// limits. Every function throws E_CUDA with the reason where CUDA is not usable.
+export * as cuda from './cuda.js';
+export { cudaStatus, cudaAvailable, CudaBuffer, CUDA_KNN_MAX_K } from './cuda.js';
+export type { CudaConv2dOptions, CudaPool2dOptions, CudaPairBatchOptions, CudaPairLossResult, CudaAdamOptions } from './cuda.js';
 export * as ops from './ops.js';
 export {
   conv2d,

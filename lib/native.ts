@@ -134,6 +134,113 @@ export interface NativeAddon {
   /** Every code within the radius, ascending index per query: shape [N, Q, n, q, hamming, radius]. */
   codeRange(database: Int32Array, queries: Int32Array, shape: number[], async: false): NativeRangeResult;
   codeRange(database: Int32Array, queries: Int32Array, shape: number[], async: true): Promise<NativeRangeResult>;
+  // ---- the CUDA backend (bindings/cuda.cpp, native/cuda/*.cu; lib/cuda.ts) ----
+  // Every tensor operand is a host typed array (copied to the device and back around the call)
+  // or the number of a device buffer from cudaAlloc (used in place). Argument orders follow the
+  // CPU functions above; element-wise ops take the element count last. Built without CUDA, every
+  // function but cudaStatus throws E_CUDA.
+  cudaStatus(): NativeCudaStatus;
+  /** A device block of `bytes` from the caching allocator: its buffer number. */
+  cudaAlloc(bytes: number): number;
+  /** Returns the block to the allocator's cache (unknown numbers are ignored). */
+  cudaFree(buffer: number): void;
+  /** Copies the array's bytes to the start of the buffer / the start of the buffer into the array. */
+  cudaUpload(buffer: number, data: ArrayBufferView): void;
+  cudaDownload(buffer: number, data: ArrayBufferView): void;
+  cudaSynchronize(): void;
+  cudaReleaseCached(): void;
+  cudaMemoryStats(): NativeCudaMemoryStats;
+  /** FP32 FMA throughput of the device over about `seconds`, GFLOP/s. */
+  cudaFmaPeak(seconds: number): number;
+  /** Device-to-device copy bandwidth (bytes read + written), GB/s. */
+  cudaCopyBandwidth(bytes: number, repeats: number): number;
+  cudaConv2dForward(x: CudaOperand, w: CudaOperand, b: CudaOperand | null, y: CudaOperand, shape: number[]): void;
+  cudaConv2dBackwardInput(dy: CudaOperand, w: CudaOperand, dx: CudaOperand, shape: number[]): void;
+  cudaConv2dBackwardWeight(x: CudaOperand, dy: CudaOperand, dw: CudaOperand, db: CudaOperand | null, shape: number[]): void;
+  cudaMaxPool2dForward(x: CudaOperand, y: CudaOperand, argmax: CudaOperand, shape: number[]): void;
+  /** checkArgmax: verify every argmax lies in its own window first (E_ARG otherwise; waits for the device). */
+  cudaMaxPool2dBackward(dy: CudaOperand, argmax: CudaOperand, dx: CudaOperand, shape: number[], checkArgmax: boolean): void;
+  cudaAbsTanhMaxPool2dForward(x: CudaOperand, y: CudaOperand, argmax: CudaOperand, shape: number[]): void;
+  cudaAbsTanhMaxPool2dBackward(dy: CudaOperand, argmax: CudaOperand, x: CudaOperand, y: CudaOperand, dx: CudaOperand, shape: number[], checkArgmax: boolean): void;
+  cudaAbsTanhForward(x: CudaOperand, y: CudaOperand, n: number): void;
+  cudaAbsTanhBackward(dy: CudaOperand, x: CudaOperand, y: CudaOperand, dx: CudaOperand, n: number): void;
+  cudaSigmoidForward(x: CudaOperand, y: CudaOperand, n: number): void;
+  cudaSigmoidBackward(dy: CudaOperand, y: CudaOperand, dx: CudaOperand, n: number): void;
+  cudaLinearForward(x: CudaOperand, w: CudaOperand, b: CudaOperand | null, y: CudaOperand, shape: number[]): void;
+  cudaLinearBackwardInput(dy: CudaOperand, w: CudaOperand, dx: CudaOperand, shape: number[]): void;
+  cudaLinearBackwardWeight(x: CudaOperand, dy: CudaOperand, dw: CudaOperand, db: CudaOperand | null, shape: number[]): void;
+  /** As hammingDp; pairs, labels and weights are host arrays (the pair batch is built on the host). */
+  cudaHammingDp(
+    p: CudaOperand,
+    gradP: CudaOperand | null,
+    pairs: Int32Array,
+    labels: Float32Array,
+    weights: Float32Array | null,
+    loss: CudaOperand,
+    gradScalars: CudaOperand | null,
+    shape: number[],
+    alpha: number,
+    beta: number,
+    scale: number,
+  ): void;
+  cudaPairL1Loss(
+    f: CudaOperand,
+    s: CudaOperand,
+    gradF: CudaOperand | null,
+    pairs: Int32Array,
+    labels: Float32Array,
+    weights: Float32Array | null,
+    loss: CudaOperand,
+    gradScalars: CudaOperand | null,
+    shape: number[],
+    alpha: number,
+    beta: number,
+    scale: number,
+  ): void;
+  /** shape: [count, n, q] */
+  cudaQuantizePack(p: CudaOperand, codes: CudaOperand, shape: number[]): void;
+  /** shape: [N, Q, n, q, hamming (0 | 1), k], k <= 64 */
+  cudaCodeKnn(database: CudaOperand, queries: CudaOperand, indices: CudaOperand, distances: CudaOperand, shape: number[]): void;
+  cudaAdamUpdate(
+    param: CudaOperand,
+    grad: CudaOperand,
+    m: CudaOperand,
+    v: CudaOperand,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    biasCorrection1: number,
+    biasCorrection2Sqrt: number,
+  ): void;
+}
+
+/** A CUDA op operand: a host typed array (copied in and out) or a device buffer number. */
+export type CudaOperand = Float32Array | Int32Array | Uint32Array | Float64Array | number;
+
+export interface NativeCudaDevice {
+  name: string;
+  /** 'major.minor' */
+  computeCapability: string;
+  memoryBytes: number;
+  smCount: number;
+}
+
+export interface NativeCudaStatus {
+  compiled: boolean;
+  usable: boolean;
+  /** Why CUDA is not usable (null when it is). */
+  reason: string | null;
+  devices: NativeCudaDevice[];
+}
+
+export interface NativeCudaMemoryStats {
+  bytesInUse: number;
+  bytesCached: number;
+  deviceAllocations: number;
+  reuses: number;
 }
 
 export interface NativeRangeResult {
@@ -181,7 +288,7 @@ export interface NativeCapabilities {
   bestIsa: string;
   threads: number;
   hardwareThreads: number;
-  cuda: { compiled: boolean; usable: boolean; reason: string };
+  cuda: NativeCudaStatus;
 }
 
 /** The package root: dist/lib/native.js lives two folders below it. */

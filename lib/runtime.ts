@@ -14,8 +14,26 @@ export interface Capabilities {
   /** Threads in the native pool (DCL_THREADS, default the number of cores). */
   threads: number;
   hardwareThreads: number;
-  /** Whether CUDA kernels are compiled into this binary and a usable GPU is present, and why not. */
-  cuda: { compiled: boolean; usable: boolean; reason: string };
+  /**
+   * Whether CUDA kernels are compiled into this binary and a usable GPU is present, and why not
+   * (reason: null when usable), with the devices the driver reports.
+   */
+  cuda: CudaCapabilities;
+}
+
+export interface CudaDeviceInfo {
+  name: string;
+  /** 'major.minor', e.g. '9.0' for an H100. */
+  computeCapability: string;
+  memoryBytes: number;
+  smCount: number;
+}
+
+export interface CudaCapabilities {
+  compiled: boolean;
+  usable: boolean;
+  reason: string | null;
+  devices: CudaDeviceInfo[];
 }
 
 export function capabilities(): Capabilities {
@@ -25,7 +43,7 @@ export function capabilities(): Capabilities {
     isa: c.isa as Isa,
     threads: c.threads,
     hardwareThreads: c.hardwareThreads,
-    cuda: { ...c.cuda },
+    cuda: { ...c.cuda, devices: c.cuda.devices.map((d) => ({ ...d })) },
   };
 }
 
