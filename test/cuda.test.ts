@@ -228,7 +228,8 @@ gpuTest('conv2d forward, backward input and backward weight (+ bias) match the f
     const y = cuda.cudaConv2d(x, w, b, opts);
     const yRef = conv2dForwardRef(x.data, w.data, b.data, g);
     assertClose(y.data, yRef.value, sumTolerance(yRef), `conv forward ${label}`, nchw(y.shape));
-    assertClose(y.data, conv2d(x, w, b, opts).data, sumTolerance(yRef), `conv forward vs CPU ${label}`);
+    // Against the CPU kernel both sides carry rounding error: twice the reference tolerance.
+    assertClose(y.data, conv2d(x, w, b, opts).data, sumTolerance(yRef, 2e-4, 32), `conv forward vs CPU ${label}`);
 
     const dx = cuda.cudaConv2dBackwardInput(dy, w, [c.n, c.cin, c.h, c.w], opts);
     const dxRef = conv2dBackwardInputRef(dy.data, w.data, g);
