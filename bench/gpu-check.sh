@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The GPU check (issue 7): build the addon with CUDA, run the CUDA tests on the device, then
-# benchmark every CUDA kernel against the device's measured limits and write a Markdown table to
-# $OUT/gpu-check.md (or ./gpu-check.md). Meant for a machine with an NVIDIA GPU, its driver and a
+# The GPU check (issue 7): build the addon with CUDA, run the CUDA tests on the device (the
+# kernels, and training / encoding with device 'cuda' against the CPU), then benchmark every CUDA
+# kernel against the device's measured limits and DCL-S training through train({ device: 'cuda' })
+# at batch 256 against the CPU, and write a Markdown table to $OUT/gpu-check.md (or ./gpu-check.md). Meant for a machine with an NVIDIA GPU, its driver and a
 # CUDA toolkit (nvcc); about 3 minutes on an H100 (the build is most of it), 8 at the very most.
 #
 #   bench/gpu-check.sh            # from the repository root or anywhere
@@ -49,7 +50,7 @@ node -e "const c = require(process.env.DCL_ADDON).cudaStatus(); console.log(JSON
   || { echo "CUDA is compiled in but not usable here (see the reason above)" >&2; exit 1; }
 
 step "CUDA tests"
-DCL_EXPECT_CUDA=1 node scripts/run-tests.mjs '(cuda|capabilities)\.test\.js$'
+DCL_EXPECT_CUDA=1 node scripts/run-tests.mjs '(cuda|cuda-train|capabilities)\.test\.js$'
 
 step "benchmark"
 node dist/bench/gpu.js "$@"

@@ -1,8 +1,11 @@
 // The CUDA benchmark (bench/gpu-check.sh runs it after the CUDA tests): the device's limits,
 // measured here (device-to-device copy GB/s, an FMA-loop kernel's GFLOP/s), then every CUDA kernel
-// on the DCL-S layer shapes at batch 256 with its GFLOP/s or GB/s next to those limits, and one
-// DCL-S training step chained from the kernels on device-resident buffers. Writes a Markdown
-// table to $OUT/gpu-check.md (or ./gpu-check.md, or --out FILE) and prints it.
+// on the DCL-S layer shapes at batch 256 with its GFLOP/s or GB/s next to those limits, one
+// DCL-S training step chained from the kernels on device-resident buffers, then DCL-S training
+// through train({ device: 'cuda' }) at batch 256 (images/s) next to the CPU's figure (this
+// machine's, from the same run, and the repository's reference CPU: the >= 20x acceptance), and
+// encode on the device. Writes a Markdown table to $OUT/gpu-check.md (or ./gpu-check.md, or
+// --out FILE) and prints it.
 //
 //   npx tsc -p tsconfig.json && node dist/bench/gpu.js [--quick] [--out FILE]
 //
@@ -12,7 +15,9 @@
 // launch, a few microseconds) is part of it, which only matters for the smallest kernels.
 import fs from 'node:fs';
 import path from 'node:path';
-import { cudaStatus } from '../lib/index.js';
+import os from 'node:os';
+import { capabilities, cudaStatus, encodeSync, syntheticFaces, trainSync } from '../lib/index.js';
+import type { TrainOptions } from '../lib/index.js';
 import { native } from '../lib/native.js';
 
 const args = process.argv.slice(2);
@@ -333,6 +338,60 @@ const imagesPerSecond = BATCH / (dcls.ms * 1e-3);
 console.log(`DCL-S step (kernels chained, batch ${BATCH}): ${dcls.ms.toFixed(2)} ms, ${imagesPerSecond.toFixed(0)} images/s`);
 for (const b of live) native.cudaFree(b);
 
+// ---- DCL-S training through train({ device: 'cuda' }) at batch 256, and the CPU's figure ------
+//
+// The whole training loop as a user runs it (trainSync, no worker: the same loop): host sampling,
+// the batch upload, the device step, the pair lists in and the loss out. Throughput is what the
+// loop reports per window of `every` steps; the first window (buffer allocation, the first
+// launches) is dropped and the median of the rest is the figure. The CPU runs the same options
+// for a few steps on this machine's cores; this repository's reference CPU figure (2-core Zen 3,
+// `npm run bench -- --train-only`, the training step at batch 256) is the acceptance baseline.
+const CPU_REFERENCE = { imagesPerSecond: 542, machine: '2-core Zen 3' };
+const TARGET_RATIO = 20;
+const faces = syntheticFaces({ identities: 128, imagesPerIdentity: 4, size: 64, seed: 1 });
+function trainThroughput(device: 'cuda' | 'cpu', steps: number, every: number): { imagesPerSecond: number; windows: number[] } {
+  const windows: number[] = [];
+  const o: TrainOptions = {
+    data: faces,
+    layout: '32x1',
+    method: 'rounding',
+    steps,
+    identitiesPerBatch: 64,
+    imagesPerIdentity: 4,
+    progressEvery: every,
+    device,
+    onProgress: (p) => windows.push(p.imagesPerSecond),
+  };
+  trainSync(o);
+  const later = windows.slice(1).sort((a, b) => a - b);
+  return { imagesPerSecond: later[Math.floor(later.length / 2)], windows };
+}
+const gpuTrain = trainThroughput('cuda', quick ? 25 : 60, 5);
+console.log(`train({ device: 'cuda' }), DCL-S 32x1 rounding, batch ${BATCH}: ${gpuTrain.imagesPerSecond.toFixed(0)} images/s (windows ${gpuTrain.windows.map((v) => v.toFixed(0)).join(', ')})`);
+const cpuTrain = trainThroughput('cpu', 4, 1);
+const cpuThreads = capabilities().threads;
+console.log(`train({ device: 'cpu' }) on this machine (${cpuThreads} threads, ${os.cpus()[0]?.model ?? 'unknown CPU'}): ${cpuTrain.imagesPerSecond.toFixed(0)} images/s`);
+const ratioHere = gpuTrain.imagesPerSecond / cpuTrain.imagesPerSecond;
+const ratioReference = gpuTrain.imagesPerSecond / CPU_REFERENCE.imagesPerSecond;
+console.log(
+  `ACCEPTANCE DCL-S training at batch ${BATCH}: ${gpuTrain.imagesPerSecond.toFixed(0)} images/s = ${ratioReference.toFixed(1)} x the ${CPU_REFERENCE.machine} reference (${CPU_REFERENCE.imagesPerSecond} images/s; target >= ${TARGET_RATIO}: ${ratioReference >= TARGET_RATIO ? 'PASS' : 'FAIL'}), ${ratioHere.toFixed(1)} x this machine's CPU`,
+);
+// encode on the device from the same run: the model of a short device training, 512 images.
+const encodeModel = trainSync({ data: faces, layout: '32x1', steps: 2, identitiesPerBatch: 64, imagesPerIdentity: 4, device: 'cuda' });
+const encodeRate = (device: 'cuda' | 'cpu') => {
+  encodeSync(encodeModel, faces, { batchSize: BATCH, device });
+  const start = performance.now();
+  let images = 0;
+  do {
+    encodeSync(encodeModel, faces, { batchSize: BATCH, device });
+    images += faces.labels.length;
+  } while (performance.now() - start < (device === 'cuda' ? 1000 * SECONDS * 4 : 500));
+  return (images * 1000) / (performance.now() - start);
+};
+const gpuEncode = encodeRate('cuda');
+const cpuEncode = encodeRate('cpu');
+console.log(`encode({ device: 'cuda' }) batch ${BATCH}: ${gpuEncode.toFixed(0)} images/s; CPU ${cpuEncode.toFixed(0)} images/s`);
+
 // ---- the report ---------------------------------------------------------------------------
 
 const lines: string[] = [];
@@ -351,9 +410,14 @@ lines.push('');
 lines.push('| training | batch | ms / step | images/s |');
 lines.push('| --- | ---: | ---: | ---: |');
 lines.push(`| DCL-S forward + backward + pair L1 loss + Adam, kernels chained on device buffers (no autograd) | ${BATCH} | ${dcls.ms.toFixed(2)} | ${imagesPerSecond.toFixed(0)} |`);
-// DCL-S TRAINING STEP (train({ device: 'cuda' })): the row for the device-resident train() goes
-// here once it exists (images/s at batch 256, next to this CPU's figure from `npm run bench`).
-lines.push('| DCL-S `train({ device: \'cuda\' })` step | 256 | (not yet: device-resident training) | |');
+lines.push(`| DCL-S \`train({ device: 'cuda' })\`, 32x1 rounding, the whole loop (sampling, upload, step, loss out) | ${BATCH} | ${((BATCH / gpuTrain.imagesPerSecond) * 1000).toFixed(2)} | ${gpuTrain.imagesPerSecond.toFixed(0)} |`);
+lines.push(`| the same on this machine's CPU (${cpuThreads} threads) | ${BATCH} | ${((BATCH / cpuTrain.imagesPerSecond) * 1000).toFixed(1)} | ${cpuTrain.imagesPerSecond.toFixed(0)} |`);
+lines.push(`| reference CPU: ${CPU_REFERENCE.machine}, \`npm run bench -- --train-only\` | ${BATCH} | ${((BATCH / CPU_REFERENCE.imagesPerSecond) * 1000).toFixed(1)} | ${CPU_REFERENCE.imagesPerSecond} |`);
+lines.push('');
+lines.push(
+  `**DCL-S training at batch ${BATCH}: ${ratioReference.toFixed(1)} x the reference CPU** (target >= ${TARGET_RATIO}: ${ratioReference >= TARGET_RATIO ? 'met' : 'NOT met'}); ${ratioHere.toFixed(1)} x this machine's CPU. ` +
+    `\`encode(model, x, { device: 'cuda' })\` at batch ${BATCH}: ${gpuEncode.toFixed(0)} images/s (CPU here: ${cpuEncode.toFixed(0)}).`,
+);
 lines.push('');
 lines.push('Kernel figures are wall time per call with the operands on the device (launch overhead included); pooling, element-wise, loss, code and Adam rows count the bytes each call must move at least.');
 const text = lines.join('\n') + '\n';

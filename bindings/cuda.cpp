@@ -545,6 +545,46 @@ Napi::Value PairL1Loss(const Napi::CallbackInfo& info) {
   });
 }
 
+// cudaBatchLoss(p, gradP, pairs, labels, weights | null, result, shape [N, n, P, levels, method], alpha, beta,
+// weightSum, omega): the training loss of one batch (dcl_cuda.h batch_loss); pairs, labels and
+// weights are host arrays, result a Float64Array [3] (loss, d/dalpha, d/dbeta) or a buffer.
+// method: 0 rounding, 1 dp, 2 std, 3 float.
+Napi::Value BatchLoss(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Operands o;
+    PairCall call;
+    const float* p = o.in<float>(info, 0);
+    float* grad = o.out<float>(info, 1);
+    const auto shape = shape_of(info, 6, 5);
+    auto host = [&](size_t i, napi_typedarray_type type, bool optional) -> void* {
+      Napi::Value v = info[i];
+      if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
+      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
+        throw dcl::Error("E_ARG", "pair argument " + std::to_string(i) + " must be a host typed array of the right type");
+      Napi::TypedArray a = v.As<Napi::TypedArray>();
+      return static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+    };
+    const auto* pairs = static_cast<const int32_t*>(host(2, napi_int32_array, false));
+    const auto* labels = static_cast<const float*>(host(3, napi_float32_array, false));
+    const auto* weights = static_cast<const float*>(host(4, napi_float32_array, true));
+    double* result = o.out<double>(info, 5);
+    if (shape[4] < 0 || shape[4] > 3) throw dcl::Error("E_ARG", "cudaBatchLoss: unknown method " + std::to_string(shape[4]));
+    check(cu::pair_batch_upload(shape[0], shape[2], pairs, labels, weights, &call.batch));
+    cu::BatchLossArgs a;
+    a.batch = &call.batch;
+    a.dims = shape[1];
+    a.levels = static_cast<int>(shape[3]);
+    a.method = static_cast<cu::BatchLossMethod>(shape[4]);
+    a.alpha = number(info, 7);
+    a.beta = number(info, 8);
+    a.weight_sum = number(info, 9);
+    a.omega = number(info, 10);
+    check(cu::batch_loss(a, p, grad, result));
+    o.finish();
+    return info.Env().Undefined();
+  });
+}
+
 // cudaQuantizePack(p, codes, [count, n, q])
 Napi::Value QuantizePack(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -653,6 +693,7 @@ void register_cuda(Napi::Env env, Napi::Object exports) {
       {"cudaLinearBackwardWeight", LinearBackwardWeight},
       {"cudaHammingDp", HammingDp},
       {"cudaPairL1Loss", PairL1Loss},
+      {"cudaBatchLoss", BatchLoss},
       {"cudaQuantizePack", QuantizePack},
       {"cudaCodeKnn", CodeKnn},
       {"cudaAdamUpdate", AdamUpdate},
@@ -665,7 +706,7 @@ void register_cuda(Napi::Env env, Napi::Object exports) {
                          "cudaMaxPool2dBackward", "cudaAbsTanhMaxPool2dForward", "cudaAbsTanhMaxPool2dBackward",
                          "cudaAbsTanhForward", "cudaAbsTanhBackward", "cudaSigmoidForward", "cudaSigmoidBackward",
                          "cudaLinearForward", "cudaLinearBackwardInput", "cudaLinearBackwardWeight", "cudaHammingDp",
-                         "cudaPairL1Loss", "cudaQuantizePack", "cudaCodeKnn", "cudaAdamUpdate"};
+                         "cudaPairL1Loss", "cudaBatchLoss", "cudaQuantizePack", "cudaCodeKnn", "cudaAdamUpdate"};
   for (const char* name : names) exports.Set(name, Napi::Function::New(env, NotCompiled, name));
 #endif
   exports.Set("cudaStatus", Napi::Function::New(env, StatusFn, "cudaStatus"));

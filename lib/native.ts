@@ -197,6 +197,24 @@ export interface NativeAddon {
     beta: number,
     scale: number,
   ): void;
+  /**
+   * The training loss of one batch (lib/train.ts batchLoss on the device): dL/dp into gradP,
+   * result [loss, d/dalpha, d/dbeta]. shape: [N, n, P, 2^Q, method (0 rounding, 1 dp, 2 std,
+   * 3 float)]; weightSum: the sum of the pair weights (the mean's denominator).
+   */
+  cudaBatchLoss(
+    p: CudaOperand,
+    gradP: CudaOperand,
+    pairs: Int32Array,
+    labels: Float32Array,
+    weights: Float32Array | null,
+    result: CudaOperand,
+    shape: number[],
+    alpha: number,
+    beta: number,
+    weightSum: number,
+    omega: number,
+  ): void;
   /** shape: [count, n, q] */
   cudaQuantizePack(p: CudaOperand, codes: CudaOperand, shape: number[]): void;
   /** shape: [N, Q, n, q, hamming (0 | 1), k], k <= 64 */

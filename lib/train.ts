@@ -37,6 +37,8 @@ import type { ImagePreprocessing, PreprocessingOptions } from './images.js';
 import { IdentityBatchSampler } from './sampling.js';
 import { Tensor } from './tensor.js';
 import { describe, knownKeys, plainObject } from './validate.js';
+import { cudaEncode, cudaEncodeSync, cudaTrainLoop, encodeDevice, trainDevice } from './cuda-train.js';
+import type { DeviceOption } from './cuda-train.js';
 
 export interface TrainData {
   /** N x C x H x W values, each image already preprocessed (e.g. zero mean, unit std). */
@@ -117,6 +119,12 @@ export interface TrainOptions {
    * crops. Default: true when data is stored with a margin, else false (there is nothing to crop).
    */
   augment?: boolean | { flip?: boolean; shift?: number; scale?: number };
+  /**
+   * Where the loop runs (lib/cuda-train.ts): 'cpu', 'cuda' (E_CUDA with the reason when CUDA is
+   * not usable) or 'auto' (CUDA when capabilities().cuda.usable, else the CPU). Default: the
+   * DCL_DEVICE environment variable, else 'cpu'.
+   */
+  device?: DeviceOption;
 }
 
 const OPTION_KEYS = [
@@ -134,6 +142,8 @@ function num(value: unknown, name: string, fallback: number, lo: number, hi: num
 
 /** Validated, JSON-safe training settings (what the worker receives and the model records). */
 export interface TrainSettings {
+  /** Where the loop runs, resolved ('auto' chose); absent: 'cpu'. */
+  device?: 'cpu' | 'cuda';
   layout: string;
   method: TrainMethod;
   alpha: number;
@@ -185,7 +195,7 @@ function checkData(value: unknown): TrainData {
 export function checkTrainOptions(options: unknown): { data: TrainData; settings: TrainSettings } {
   if (options === undefined) throw new DclError('E_ARG', 'Expected an options object with data for options but received undefined');
   const o = plainObject(options, 'options');
-  knownKeys(o, OPTION_KEYS, 'options');
+  knownKeys(o, [...OPTION_KEYS, 'device'], 'options');
   const data = checkData(o.data);
   const layout = parseLayout(o.layout ?? '32x1', 'options.layout');
   const method = (o.method ?? 'rounding') as TrainMethod;
@@ -258,6 +268,7 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     }
   } else if (o.augment !== undefined && o.augment !== false)
     throw new DclError('E_ARG', 'Expected options.preprocessing (which says how images are stored) with options.augment but received none');
+  settings.device = trainDevice(o.device, settings);
   return { data, settings };
 }
 
@@ -409,6 +420,7 @@ export function trainLoop(
   report: (p: TrainProgress) => void,
   shouldStop: () => boolean,
 ): TrainResult {
+  if (settings.device === 'cuda') return cudaTrainLoop(data, settings, report, shouldStop);
   const layout = parseLayout(settings.layout);
   const rng = new Rng(settings.seed);
   const pre = settings.preprocessing;
@@ -599,6 +611,8 @@ export interface EncodeOptions {
   batchSize?: number;
   /** Stops between batches; the promise rejects with DclError E_ABORTED. */
   signal?: AbortSignal;
+  /** 'cpu', 'cuda' or 'auto', as train()'s options.device (default: DCL_DEVICE, else 'cpu'). */
+  device?: DeviceOption;
 }
 
 /**
@@ -615,7 +629,8 @@ export async function encode(model: Model, input: EncodeInput | EncodeSources, o
     const decoded = await loadImages(input as EncodeSources, pre, { size: 'network', signal: o.signal as AbortSignal | undefined });
     input = { images: decoded.images, shape: decoded.shape };
   }
-  const { images, count, per, batchSize, signal, crop } = checkEncode(model, input as EncodeInput, options);
+  const { images, count, per, batchSize, signal, crop, device } = checkEncode(model, input as EncodeInput, options);
+  if (device === 'cuda') return cudaEncode(model, { images, count, batchSize, signal, crop });
   const out = new Int32Array(count);
   for (let start = 0; start < count; start += batchSize) {
     if (signal?.aborted) throw new DclError('E_ABORTED', `Encoding was aborted after ${start} of ${count} images`);
@@ -638,8 +653,9 @@ export function modelImagePreprocessing(model: Model): ImagePreprocessing {
 }
 
 /** encode of arrays on the calling thread in one go. */
-export function encodeSync(model: Model, input: EncodeInput, options: { batchSize?: number } = {}): Int32Array {
-  const { images, count, batchSize, crop } = checkEncode(model, input, options);
+export function encodeSync(model: Model, input: EncodeInput, options: { batchSize?: number; device?: DeviceOption } = {}): Int32Array {
+  const { images, count, batchSize, crop, device } = checkEncode(model, input, options);
+  if (device === 'cuda') return cudaEncodeSync(model, { images, count, batchSize, crop });
   const out = new Int32Array(count);
   for (let start = 0; start < count; start += batchSize) {
     const n = Math.min(batchSize, count - start);
@@ -673,7 +689,7 @@ function checkEncode(model: Model, input: EncodeInput, options: EncodeOptions) {
   if (i.images.length % inPer !== 0)
     throw new DclError('E_SHAPE', `Expected a multiple of ${inPer} values (whole images) for input.images but received ${i.images.length}`);
   const o = plainObject(options, 'options');
-  knownKeys(o, ['batchSize', 'signal'], 'options');
+  knownKeys(o, ['batchSize', 'signal', 'device'], 'options');
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new DclError('E_ARG', `Expected an AbortSignal for options.signal but received ${describe(o.signal)}`);
   const batchSize = num(o.batchSize, 'options.batchSize', 64, 1, 65536, true);
   const count = i.images.length / inPer;
@@ -682,5 +698,5 @@ function checkEncode(model: Model, input: EncodeInput, options: EncodeOptions) {
     const batch = { images: images.subarray(start * inPer, (start + n) * inPer), shape: stored, count: n };
     return augmentBatch(batch, pre, { flip: false, shift: 0, scale: 0 }).images;
   };
-  return { images: i.images, count, per, batchSize, signal: o.signal as AbortSignal | undefined, crop };
+  return { images: i.images, count, per, batchSize, signal: o.signal as AbortSignal | undefined, crop, device: encodeDevice(model, o.device) };
 }

@@ -154,6 +154,23 @@ CudaStatus hamming_dp(const DevicePairLoss& a, const float* p, float* grad_p);
 // Pair loss over the L1 distance of f, directions from s (kernels.h PairL1LossFn).
 CudaStatus pair_l1_loss(const DevicePairLoss& a, const float* f, const float* s, float* grad_f);
 
+// The training loss of one batch (lib/train.ts batchLoss, whose CPU code is the oracle):
+// rounding / std / float through pair_l1_loss on 2^Q p (rounded codes for rounding), dp through
+// hamming_dp, the spread term for std; native/cuda/batch_loss.cu. grad_p [N, n] receives dL/dp;
+// result (device, float64 [3]) receives the loss (sum_k w_k loss_k / weight_sum, minus omega
+// sum_i std_i for std), d/dalpha and d/dbeta.
+enum class BatchLossMethod { rounding = 0, dp = 1, std_term = 2, unrounded = 3 };
+struct BatchLossArgs {
+  const DevicePairBatch* batch = nullptr;  // images = the batch's image count
+  int64_t dims = 0;                        // n
+  int levels = 2;                          // 2^Q
+  BatchLossMethod method = BatchLossMethod::rounding;
+  double alpha = 0, beta = 0;
+  double weight_sum = 1;  // sum of the pair weights (the mean's denominator), > 0
+  double omega = 0;       // std only
+};
+CudaStatus batch_loss(const BatchLossArgs& a, const float* p, float* grad_p, double* result);
+
 // ---- codes ---------------------------------------------------------------------------------
 CudaStatus quantize_pack(int64_t count, int n, int q, const float* p, int32_t* codes);
 // k nearest by (distance, index), as the CPU code_knn; k <= kKnnMaxK.
