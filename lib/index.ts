@@ -43,7 +43,7 @@ export { Var, BufferSite, backward, noGrad, isGradEnabled, zeroGrad, parameter, 
 export { inference } from './autograd.js';
 export type { BackwardContext, BackwardFn, VarLike, VarOptions, BackwardOptions, CustomOpOptions, OpTiming } from './autograd.js';
 export * as nn from './nn.js';
-export { Module, Conv2d, Linear, MaxPool2d, AbsTanh, Sigmoid, Flatten, Sequential, DclS, dclS, initialize } from './nn.js';
+export { Module, Conv2d, Linear, MaxPool2d, AbsTanh, Sigmoid, Flatten, Sequential, DclS, dclS, initialize, BatchNorm1d } from './nn.js';
 export type { DclSOptions, DclSConfig, Initializer, InitOptions, NamedArray } from './nn.js';
 export { AbsTanhMaxPool2d } from './nn.js';
 export * as optim from './optim.js';

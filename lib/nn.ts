@@ -413,6 +413,112 @@ export class Sigmoid extends Module {
   }
 }
 
+/**
+ * Batch normalisation over the features of [N, F] inputs: y = gamma (x - mean) / sqrt(var + eps)
+ * + beta, with the batch's mean and (biased) variance in training mode, which also move running
+ * averages (momentum 0.1, unbiased variance, as torch.nn.BatchNorm1d); eval mode (or no
+ * recording) uses the running averages. With affine false, gamma is the fixed `scale` and beta 0,
+ * and the layer has no parameters: DclS's `codeNorm`.
+ */
+export class BatchNorm1d extends Module {
+  /** The learnable scale and shift (null without affine). */
+  readonly gamma: Var | null;
+  readonly beta: Var | null;
+  /** The fixed scale when not affine. */
+  readonly scale: number;
+  readonly runningMean: Float64Array;
+  readonly runningVar: Float64Array;
+  readonly eps = 1e-5;
+  readonly momentum = 0.1;
+
+  constructor(readonly features: number, options: { affine?: boolean; scale?: number } = {}) {
+    super();
+    positiveInt(features, 'features', 1 << 26);
+    const o = plainObject(options, 'options');
+    knownKeys(o, ['affine', 'scale'], 'options');
+    const affine = o.affine ?? true;
+    if (typeof affine !== 'boolean') throw new DclError('E_ARG', `Expected a boolean for options.affine but received ${describe(o.affine)}`);
+    const scale = o.scale ?? 1;
+    if (typeof scale !== 'number' || !Number.isFinite(scale) || scale <= 0)
+      throw new DclError('E_ARG', `Expected a positive number for options.scale but received ${describe(o.scale)}`);
+    if (affine && o.scale !== undefined) throw new DclError('E_ARG', 'Expected options.scale only with options.affine false (an affine layer learns its scale)');
+    this.scale = scale;
+    this.gamma = affine ? this.registerParameter('weight', ag.parameter(Tensor.from(new Float32Array(features).fill(1), [features]))) : null;
+    this.beta = affine ? this.registerParameter('bias', ag.parameter(Tensor.zeros([features]))) : null;
+    this.runningMean = new Float64Array(features);
+    this.runningVar = new Float64Array(features).fill(1);
+  }
+
+  /** The scale and shift of feature j (the parameters, or the fixed scale and 0). */
+  affineOf(j: number): [number, number] {
+    return this.gamma && this.beta ? [this.gamma.data[j], this.beta.data[j]] : [this.scale, 0];
+  }
+
+  forward(x: VarLike): Var {
+    const f = this.features;
+    const training = this.training && ag.isGradEnabled();
+    const inputs = this.gamma && this.beta ? [x, this.gamma, this.beta] : [x];
+    // The forward's batch statistics, for the backward of the same call.
+    const mean = new Float64Array(f);
+    const inv = new Float64Array(f);
+    return ag.customOp(
+      inputs,
+      ([t]) => {
+        if (t.shape.length !== 2 || t.shape[1] !== f) throw new DclError('E_SHAPE', `Expected [N, ${f}] for x but received ${describe(t.shape)}`);
+        const n = t.shape[0];
+        const y = Tensor.zeros([n, f]);
+        for (let j = 0; j < f; j++) {
+          let m = this.runningMean[j];
+          let variance = this.runningVar[j];
+          if (training) {
+            m = 0;
+            for (let i = 0; i < n; i++) m += t.data[i * f + j];
+            m /= n;
+            variance = 0;
+            for (let i = 0; i < n; i++) variance += (t.data[i * f + j] - m) ** 2;
+            variance /= n;
+            this.runningMean[j] += this.momentum * (m - this.runningMean[j]);
+            this.runningVar[j] += this.momentum * ((n > 1 ? (variance * n) / (n - 1) : variance) - this.runningVar[j]);
+          }
+          mean[j] = m;
+          inv[j] = 1 / Math.sqrt(variance + this.eps);
+          const [g, b] = this.affineOf(j);
+          for (let i = 0; i < n; i++) y.data[i * f + j] = (t.data[i * f + j] - m) * g * inv[j] + b;
+        }
+        return y;
+      },
+      (gy, ctx, [t]) => {
+        if (!training) throw new DclError('E_ARG', 'Expected BatchNorm1d in training mode for a backward pass (eval mode uses fixed statistics) but it was in eval mode');
+        const n = t.shape[0];
+        const affine = inputs.length === 3;
+        const dx = ctx.needsGrad(0) ? ctx.out(0).data : null;
+        const dg = affine && ctx.needsGrad(1) ? ctx.out(1).data : null;
+        const db = affine && ctx.needsGrad(2) ? ctx.out(2).data : null;
+        for (let j = 0; j < f; j++) {
+          let sumDy = 0, sumDyXhat = 0;
+          for (let i = 0; i < n; i++) {
+            const dy = gy.data[i * f + j];
+            sumDy += dy;
+            sumDyXhat += dy * (t.data[i * f + j] - mean[j]) * inv[j];
+          }
+          if (dg) dg[j] = sumDyXhat;
+          if (db) db[j] = sumDy;
+          if (dx) {
+            // Written in place over gy when the engine hands gy's buffer out: each element is
+            // read before it is written.
+            const k = (this.affineOf(j)[0] * inv[j]) / n;
+            for (let i = 0; i < n; i++) {
+              const xhat = (t.data[i * f + j] - mean[j]) * inv[j];
+              dx[i * f + j] = k * (n * gy.data[i * f + j] - sumDy - xhat * sumDyXhat);
+            }
+          }
+        }
+      },
+      { name: 'batchNorm1d' },
+    );
+  }
+}
+
 /** [N, C, H, W] -> [N, C*H*W] (no copy). */
 export class Flatten extends Module {
   constructor(readonly startDim = 1) {
@@ -473,6 +579,14 @@ export interface DclSOptions extends InitOptions {
   hidden?: number;
   /** Seed of the initial weights when no rng is given. Default 0. */
   seed?: number;
+  /**
+   * Code normalisation during training: a BatchNorm1d without learnable parameters between the
+   * last Linear and the sigmoid, which holds each output's pre-sigmoid values at zero mean and
+   * this standard deviation over every batch (so no output can drift to a constant code). 0 or
+   * absent: off (default). foldedStateDict() folds it into that Linear, so a trained network is
+   * saved and run as a plain DclS.
+   */
+  codeNorm?: number;
 }
 
 /** The architecture, as stored in a model file's metadata. */
@@ -496,12 +610,17 @@ export class DclS extends Module {
   readonly flatten: Flatten;
   readonly classifier: Sequential;
   readonly config: DclSConfig;
+  /** The code normalisation's standard deviation, 0 when off (training only; see DclSOptions.codeNorm). */
+  readonly codeNorm: number;
 
   constructor(options: DclSOptions) {
     super();
     if (options === undefined) throw new DclError('E_ARG', 'Expected an options object with codeDims for options but received undefined');
     const o = plainObject(options, 'options');
-    knownKeys(o, ['codeDims', 'inputShape', 'channels', 'kernels', 'hidden', 'init', 'gain', 'rng', 'seed'], 'options');
+    knownKeys(o, ['codeDims', 'inputShape', 'channels', 'kernels', 'hidden', 'init', 'gain', 'rng', 'seed', 'codeNorm'], 'options');
+    const codeNorm = o.codeNorm ?? 0;
+    if (typeof codeNorm !== 'number' || !Number.isFinite(codeNorm) || codeNorm < 0 || codeNorm > 100)
+      throw new DclError('E_ARG', `Expected a number from 0 to 100 for options.codeNorm but received ${describe(o.codeNorm)}`);
     const codeDims = positiveInt(o.codeDims, 'options.codeDims', 1 << 16);
     const inputShape = (o.inputShape ?? [1, 64, 64]) as [number, number, number];
     if (!Array.isArray(inputShape) || inputShape.length !== 3)
@@ -541,12 +660,40 @@ export class DclS extends Module {
     });
     this.features = this.registerModule('features', new Sequential(...layers));
     this.flatten = this.registerModule('flatten', new Flatten());
+    const fcHidden = new Linear(c * h * w, hidden, init);
+    const fcCode = new Linear(hidden, codeDims, init);
     this.classifier = this.registerModule(
       'classifier',
-      new Sequential(new Linear(c * h * w, hidden, init), new AbsTanh(), new Linear(hidden, codeDims, init), new Sigmoid()),
+      codeNorm > 0
+        ? new Sequential(fcHidden, new AbsTanh(), fcCode, new BatchNorm1d(codeDims, { affine: false, scale: codeNorm }), new Sigmoid())
+        : new Sequential(fcHidden, new AbsTanh(), fcCode, new Sigmoid()),
     );
+    this.codeNorm = codeNorm;
     this.config = { architecture: 'dcl-s', codeDims, inputShape: [...inputShape] as [number, number, number], channels: [...channels], kernels: [...kernels], hidden };
     for (const [name, p] of this.namedParameters()) p.name = name;
+  }
+
+  /**
+   * The parameters of the plain DclS (no codeNorm) that computes what this network computes in
+   * eval mode: the code normalisation, with its running statistics, folded into the Linear before
+   * it (w' = k w, b' = k (b - mean) with k = codeNorm / sqrt(var + eps)).
+   */
+  foldedStateDict(): Record<string, NamedArray> {
+    const state = this.stateDict();
+    if (this.codeNorm === 0) return state;
+    const layers = this.classifier.children().map(([, m]) => m);
+    const fcCode = layers[2] as Linear;
+    const norm = layers[3] as BatchNorm1d;
+    const weight = state['classifier.2.weight'].data;
+    const bias = state['classifier.2.bias'].data;
+    const inF = fcCode.weight.shape[1];
+    for (let j = 0; j < norm.features; j++) {
+      const [gamma, beta] = norm.affineOf(j);
+      const k = gamma / Math.sqrt(norm.runningVar[j] + norm.eps);
+      for (let q = 0; q < inF; q++) weight[j * inF + q] *= k;
+      bias[j] = k * (bias[j] - norm.runningMean[j]) + beta;
+    }
+    return state;
   }
 
   /** x: [N, C, H, W] images of the configured inputShape; returns f_model(x): [N, codeDims] in (0, 1). */

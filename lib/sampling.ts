@@ -132,3 +132,30 @@ export function makeAllPairs(images: Int32Array, owner: Int32Array): PairBatch {
   }
   return { images, pairs, labels, weights, sameCount: same, differentCount: different };
 }
+
+/**
+ * Pair weights that keep every same-person pair and only the hardest different-person pairs: the
+ * ceil(fraction x count) with the smallest L1 distance between their rows of `features` ([N, dims],
+ * the network's outputs). Same and different halves keep equal total weight, as in makeAllPairs.
+ */
+export function hardNegativeWeights(features: Float32Array, dims: number, batch: PairBatch, fraction: number): Float32Array {
+  const total = batch.labels.length;
+  const negatives: number[] = [];
+  const distance = new Float64Array(total);
+  for (let k = 0; k < total; k++) {
+    if (batch.labels[k] < 0) continue;
+    const a = batch.pairs[2 * k] * dims, b = batch.pairs[2 * k + 1] * dims;
+    let d = 0;
+    for (let i = 0; i < dims; i++) d += Math.abs(features[a + i] - features[b + i]);
+    distance[k] = d;
+    negatives.push(k);
+  }
+  const keep = Math.min(negatives.length, Math.max(1, Math.ceil(fraction * negatives.length)));
+  negatives.sort((x, y) => distance[x] - distance[y] || x - y);
+  const weights = new Float32Array(total);
+  const same = batch.sameCount;
+  for (let k = 0; k < total; k++) if (batch.labels[k] < 0) weights[k] = 0.5 / same;
+  const share = same > 0 ? 0.5 : 1;
+  for (let r = 0; r < keep; r++) weights[negatives[r]] = share / keep;
+  return weights;
+}

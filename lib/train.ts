@@ -34,7 +34,7 @@ import type { Schedule } from './optim.js';
 import { Rng } from './random.js';
 import { augmentBatch, imageShape, loadImages, resolvePreprocessing } from './images.js';
 import type { ImagePreprocessing, PreprocessingOptions } from './images.js';
-import { IdentityBatchSampler } from './sampling.js';
+import { hardNegativeWeights, IdentityBatchSampler } from './sampling.js';
 import { Tensor } from './tensor.js';
 import { describe, knownKeys, plainObject } from './validate.js';
 import { cudaEncode, cudaEncodeSync, cudaTrainLoop, encodeDevice, trainDevice } from './cuda-train.js';
@@ -87,6 +87,11 @@ export interface TrainOptions {
   identitiesPerBatch?: number;
   imagesPerIdentity?: number;
   singlesPerBatch?: number;
+  /**
+   * Hard-negative mining: the fraction of each batch's different-person pairs that count, the
+   * ones whose outputs are closest (L1). Default 1 (every pair).
+   */
+  hardNegatives?: number;
   /** Optimiser (default 'adamw'), learning rate (default 2e-4), weight decay (default 1e-4). */
   optimizer?: 'adamw' | 'sgd';
   learningRate?: number;
@@ -97,8 +102,12 @@ export interface TrainOptions {
   warmupSteps?: number;
   /** Seed of the weights and the batches. Default 1. */
   seed?: number;
-  /** The network: DCL-S with these sizes (defaults [32, 64, 128, 256], [5, 3, 3, 3], 256). */
-  network?: { channels?: number[]; kernels?: number[]; hidden?: number };
+  /**
+   * The network: DCL-S with these sizes (defaults [32, 64, 128, 256], [5, 3, 3, 3], 256); the
+   * initial weights' gain (default 1.5, see nn.initialize); codeNorm, the code normalisation
+   * during training (DclSOptions.codeNorm; default 1.7 for 'dp' and 'std', 0 (off) otherwise).
+   */
+  network?: { channels?: number[]; kernels?: number[]; hidden?: number; codeNorm?: number; gain?: number };
   /** Called after every `progressEvery` steps (default 10) and after the last. */
   onProgress?: (progress: TrainProgress) => void;
   progressEvery?: number;
@@ -127,9 +136,12 @@ export interface TrainOptions {
   device?: DeviceOption;
 }
 
+/** The standard deviation code normalisation holds pre-sigmoid values at, for 'dp' and 'std'. */
+export const DEFAULT_CODE_NORM = 1.7;
+
 const OPTION_KEYS = [
   'data', 'layout', 'method', 'alpha', 'beta', 'learnAlphaBeta', 'alphaBetaLearningRate', 'omega', 'epochs', 'steps',
-  'identitiesPerBatch', 'imagesPerIdentity', 'singlesPerBatch', 'optimizer', 'learningRate', 'momentum', 'weightDecay',
+  'identitiesPerBatch', 'imagesPerIdentity', 'singlesPerBatch', 'hardNegatives', 'optimizer', 'learningRate', 'momentum', 'weightDecay',
   'schedule', 'warmupSteps', 'seed', 'network', 'onProgress', 'progressEvery', 'signal', 'worker', 'preprocessing', 'augment',
 ] as const;
 
@@ -156,6 +168,7 @@ export interface TrainSettings {
   identitiesPerBatch: number;
   imagesPerIdentity: number;
   singlesPerBatch: number;
+  hardNegatives: number;
   optimizer: 'adamw' | 'sgd';
   learningRate: number;
   momentum: number;
@@ -163,7 +176,7 @@ export interface TrainSettings {
   schedule: 'cosine' | 'constant' | 'step';
   warmupSteps: number | null;
   seed: number;
-  network: { channels?: number[]; kernels?: number[]; hidden?: number };
+  network: { channels?: number[]; kernels?: number[]; hidden?: number; codeNorm?: number; gain?: number };
   progressEvery: number;
   /** The image pipeline, or null for arrays made by the caller (the network takes data.shape). */
   preprocessing: ImagePreprocessing | null;
@@ -204,7 +217,7 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
   if (method === 'dp' && layout.q !== 1)
     throw new DclError('E_ARG', `Expected a binary layout (Q = 1, such as '32x1') for method 'dp' but received '${layout.name}'`);
   const network = plainObject(o.network, 'options.network');
-  knownKeys(network, ['channels', 'kernels', 'hidden'], 'options.network');
+  knownKeys(network, ['channels', 'kernels', 'hidden', 'codeNorm', 'gain'], 'options.network');
   for (const key of ['onProgress'] as const)
     if (o[key] !== undefined && typeof o[key] !== 'function') throw new DclError('E_ARG', `Expected a function for options.${key} but received ${describe(o[key])}`);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new DclError('E_ARG', `Expected an AbortSignal for options.signal but received ${describe(o.signal)}`);
@@ -228,6 +241,7 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     identitiesPerBatch: num(o.identitiesPerBatch, 'options.identitiesPerBatch', 32, 2, 4096, true),
     imagesPerIdentity: num(o.imagesPerIdentity, 'options.imagesPerIdentity', 4, 2, 1024, true),
     singlesPerBatch: num(o.singlesPerBatch, 'options.singlesPerBatch', 0, 0, 4096, true),
+    hardNegatives: num(o.hardNegatives, 'options.hardNegatives', 1, 1e-6, 1),
     optimizer,
     learningRate: num(o.learningRate, 'options.learningRate', 2e-4, 1e-12, 10),
     momentum: num(o.momentum, 'options.momentum', 0.9, 0, 0.9999),
@@ -235,7 +249,13 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     schedule,
     warmupSteps: o.warmupSteps === undefined ? null : num(o.warmupSteps, 'options.warmupSteps', 0, 0, 1e9, true),
     seed: num(o.seed, 'options.seed', 1, 0, 2 ** 32 - 1, true),
-    network: network as TrainSettings['network'],
+    network: {
+      ...(network as TrainSettings['network']),
+      // Code normalisation keeps the outputs spread, which the DP's random bits and the std term
+      // need; rounding trains better without it (README, "Results on LFW").
+      codeNorm: num(network.codeNorm, 'options.network.codeNorm', method === 'dp' || method === 'std' ? DEFAULT_CODE_NORM : 0, 0, 100),
+      ...(network.gain === undefined ? {} : { gain: num(network.gain, 'options.network.gain', 1.5, 1e-6, 100) }),
+    },
     progressEvery: num(o.progressEvery, 'options.progressEvery', 10, 1, 1e9, true),
     preprocessing: null,
     augment: null,
@@ -477,7 +497,8 @@ export function trainLoop(
     const gradP = new Float32Array(p.length);
     const alpha = Math.exp(scalars.values[0]);
     const beta = scalars.values[1];
-    const { loss, gradAlpha, gradBeta } = batchLoss(p, count, layout, settings, batch.pairs, batch.labels, batch.weights, alpha, beta, gradP);
+    const weights = settings.hardNegatives < 1 ? hardNegativeWeights(p, layout.n, batch, settings.hardNegatives) : batch.weights;
+    const { loss, gradAlpha, gradBeta } = batchLoss(p, count, layout, settings, batch.pairs, batch.labels, weights, alpha, beta, gradP);
     if (!Number.isFinite(loss)) throw new DclError('E_NATIVE', `Training diverged: the loss is ${loss} at step ${step}; lower options.learningRate`);
     optimizer.zeroGrad();
     backward(out, new Tensor(gradP, [count, layout.n]));
@@ -502,7 +523,7 @@ export function trainLoop(
     }
   }
   return {
-    state: network.stateDict(),
+    state: network.foldedStateDict(),
     alpha: Math.exp(scalars.values[0]),
     beta: scalars.values[1],
     steps: total,
@@ -514,7 +535,8 @@ export function trainLoop(
 
 function modelFrom(result: TrainResult): Model {
   const layout = parseLayout(result.settings.layout);
-  const network = new DclS({ codeDims: layout.n, inputShape: result.inputShape, ...result.settings.network });
+  const { codeNorm: _folded, gain: _init, ...plain } = result.settings.network;
+  const network = new DclS({ codeDims: layout.n, inputShape: result.inputShape, ...plain });
   network.loadStateDict(result.state, { strict: true });
   return new Model(network, {
     layout,

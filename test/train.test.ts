@@ -66,8 +66,10 @@ test('std term: omega > 0 pushes each output apart over the images, towards both
   // averaged over the outputs. It is at most 0.5, reached only when an output sits at 0 for half
   // of the images and at 1 for the other half. Without the term, outputs drift to a constant
   // 0 or 1 (saturated but useless: the same bit for everyone).
-  const spread = (omega: number) => {
-    const model = trainSync(options({ method: 'std', layout: '16x1', omega, steps: 60 }));
+  // The term alone (codeNorm 0): code normalisation, on by default for 'std', also keeps the
+  // outputs apart, which is checked last.
+  const spread = (omega: number, codeNorm = 0) => {
+    const model = trainSync(options({ method: 'std', layout: '16x1', omega, steps: 60, network: { ...small, codeNorm } }));
     const n = data.labels.length;
     const p = model.probabilities(data.images, n);
     let total = 0;
@@ -84,6 +86,8 @@ test('std term: omega > 0 pushes each output apart over the images, towards both
   const without = spread(0);
   const withStd = spread(5);
   assert.ok(withStd > without + 0.1 && withStd > 0.25, `mean per-output std: omega 0 -> ${without.toFixed(3)}, omega 5 -> ${withStd.toFixed(3)}`);
+  const normalised = spread(0, 1.7);
+  assert.ok(normalised > without + 0.1, `code normalisation alone: ${normalised.toFixed(3)} against ${without.toFixed(3)}`);
 });
 
 test('save / load: identical codes; the file is safetensors with our metadata', async () => {
