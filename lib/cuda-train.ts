@@ -68,17 +68,14 @@ export function deviceOption(value: unknown, name: string): DeviceOption {
 }
 
 /**
- * What the CUDA trainer cannot do yet for these settings (a phrase naming the option), or null.
- * Keys that a later version of lib/train.ts may add (hardNegatives, network.batchNorm) are read
- * defensively.
+ * What the CUDA trainer cannot do yet for these settings (a phrase naming the option), or null:
+ * SGD, code normalisation (network.codeNorm > 0, the default for 'dp' and 'std') and hard-negative
+ * mining (hardNegatives < 1).
  */
 export function cudaTrainingUnsupported(settings: TrainSettings): string | null {
-  const s = settings as unknown as Record<string, unknown>;
-  const network = (settings.network ?? {}) as Record<string, unknown>;
-  const off = (v: unknown) => v === undefined || v === null || v === false || v === 0 || v === 'none' || v === 'off';
   if (settings.optimizer !== 'adamw') return `options.optimizer ${describe(settings.optimizer)}`;
-  if (!off(network.batchNorm)) return `options.network.batchNorm ${describe(network.batchNorm)}`;
-  if (!off(s.hardNegatives)) return `options.hardNegatives ${describe(s.hardNegatives)}`;
+  if ((settings.network.codeNorm ?? 0) > 0) return `options.network.codeNorm ${describe(settings.network.codeNorm)}`;
+  if (settings.hardNegatives < 1) return `options.hardNegatives ${describe(settings.hardNegatives)}`;
   return null;
 }
 

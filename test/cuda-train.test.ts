@@ -85,7 +85,8 @@ const small = { channels: [8, 16], kernels: [5, 3], hidden: 32 };
 function options(extra: Partial<TrainOptions>): TrainOptions {
   return {
     data,
-    network: small,
+    // codeNorm 0: the CUDA trainer has no code normalisation yet ('dp' and 'std' default to it).
+    network: { ...small, codeNorm: 0 },
     steps: 6,
     identitiesPerBatch: 6,
     imagesPerIdentity: 3,
@@ -150,18 +151,16 @@ test("device 'cuda' with options the CUDA trainer lacks: E_ARG (before any CUDA 
   await expectCode(() => trainSync(options({ device: 'cuda', optimizer: 'sgd' })), 'E_ARG', /optimizer.*not supported on CUDA yet/, 'sgd');
   const { settings } = checkTrainOptions(options({ device: 'auto', optimizer: 'sgd' }));
   assert.is(settings.device, 'cpu');
-  // Keys a later lib/train.ts adds (read defensively).
   const base = checkTrainOptions(options({})).settings;
   assert.is(cudaTrainingUnsupported(base), null);
-  assert.match(cudaTrainingUnsupported({ ...base, network: { ...base.network, batchNorm: true } } as TrainSettings) ?? '', /batchNorm/);
-  assert.is(cudaTrainingUnsupported({ ...base, network: { ...base.network, batchNorm: false } } as TrainSettings), null);
-  assert.match(cudaTrainingUnsupported({ ...base, hardNegatives: 2 } as unknown as TrainSettings) ?? '', /hardNegatives/);
-  assert.is(cudaTrainingUnsupported({ ...base, hardNegatives: false } as unknown as TrainSettings), null);
+  assert.match(cudaTrainingUnsupported(checkTrainOptions(options({ method: 'dp', layout: '16x1', network: small })).settings) ?? '', /codeNorm/, 'dp normalises its codes by default');
+  assert.is(cudaTrainingUnsupported(checkTrainOptions(options({ method: 'dp', layout: '16x1', network: { ...small, codeNorm: 0 } })).settings), null);
+  assert.match(cudaTrainingUnsupported(checkTrainOptions(options({ hardNegatives: 0.5 })).settings) ?? '', /hardNegatives/);
   await expectCode(
-    () => cudaTrainLoop(data, { ...base, network: { ...base.network, batchNorm: true } } as TrainSettings, () => {}, () => false, hostOps()),
+    () => cudaTrainLoop(data, { ...base, network: { ...base.network, codeNorm: 1.7 } }, () => {}, () => false, hostOps()),
     'E_ARG',
     /not supported on CUDA yet/,
-    'cudaTrainLoop with batchNorm',
+    'cudaTrainLoop with codeNorm',
   );
 });
 
