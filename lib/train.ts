@@ -105,7 +105,8 @@ export interface TrainOptions {
   /**
    * The network: DCL-S with these sizes (defaults [32, 64, 128, 256], [5, 3, 3, 3], 256); the
    * initial weights' gain (default 1.5, see nn.initialize); codeNorm, the code normalisation
-   * during training (DclSOptions.codeNorm; default 1.7 for 'dp' and 'std', 0 (off) otherwise).
+   * during training (DclSOptions.codeNorm; default 1.7 for 'dp', 'std' and layouts with Q >= 8,
+   * 0 (off) otherwise).
    */
   network?: { channels?: number[]; kernels?: number[]; hidden?: number; codeNorm?: number; gain?: number };
   /** Called after every `progressEvery` steps (default 10) and after the last. */
@@ -136,7 +137,7 @@ export interface TrainOptions {
   device?: DeviceOption;
 }
 
-/** The standard deviation code normalisation holds pre-sigmoid values at, for 'dp' and 'std'. */
+/** The standard deviation code normalisation holds pre-sigmoid values at, by default for 'dp', 'std' and Q >= 8. */
 export const DEFAULT_CODE_NORM = 1.7;
 
 const OPTION_KEYS = [
@@ -252,8 +253,9 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     network: {
       ...(network as TrainSettings['network']),
       // Code normalisation keeps the outputs spread, which the DP's random bits and the std term
-      // need; rounding trains better without it (README, "Results on LFW").
-      codeNorm: num(network.codeNorm, 'options.network.codeNorm', method === 'dp' || method === 'std' ? DEFAULT_CODE_NORM : 0, 0, 100),
+      // need, and which keeps 8-bit dimensions (4x8) from collapsing to one code; the other
+      // rounding layouts trained slightly better without it (README, "Results on LFW").
+      codeNorm: num(network.codeNorm, 'options.network.codeNorm', method === 'dp' || method === 'std' || layout.q >= 8 ? DEFAULT_CODE_NORM : 0, 0, 100),
       ...(network.gain === undefined ? {} : { gain: num(network.gain, 'options.network.gain', 1.5, 1e-6, 100) }),
     },
     progressEvery: num(o.progressEvery, 'options.progressEvery', 10, 1, 1e9, true),
