@@ -83,6 +83,9 @@ napi_typedarray_type array_type<uint32_t>() { return napi_uint32_array; }
 template <>
 napi_typedarray_type array_type<double>() { return napi_float64_array; }
 
+// The first byte of a typed array's elements (on the host).
+void* host_bytes(const Napi::TypedArray& a) { return static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset(); }
+
 // The device pointers of one call. Host arrays get temporary device blocks, uploaded (inputs) and
 // downloaded by finish() (outputs); the blocks go back to the allocator when the call ends.
 class Operands {
@@ -133,7 +136,7 @@ class Operands {
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != array_type<T>())
       throw dcl::Error("E_ARG", "argument " + std::to_string(index) + " must be a CUDA buffer or a typed array of the right type");
     Napi::TypedArray a = v.As<Napi::TypedArray>();
-    void* host = static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+    void* host = host_bytes(a);
     const size_t bytes = a.ByteLength();
     void* device = nullptr;
     check(cu::device_alloc(bytes, &device));
@@ -250,7 +253,7 @@ std::pair<Buffer, Napi::TypedArray> copy_operands(const Napi::CallbackInfo& info
 Napi::Value Upload(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     auto [b, a] = copy_operands(info, "cudaUpload");
-    check(cu::upload(b.ptr, static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset(), a.ByteLength()));
+    check(cu::upload(b.ptr, host_bytes(a), a.ByteLength()));
     return info.Env().Undefined();
   });
 }
@@ -259,7 +262,7 @@ Napi::Value Upload(const Napi::CallbackInfo& info) {
 Napi::Value Download(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     auto [b, a] = copy_operands(info, "cudaDownload");
-    check(cu::download(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset(), b.ptr, a.ByteLength()));
+    check(cu::download(host_bytes(a), b.ptr, a.ByteLength()));
     return info.Env().Undefined();
   });
 }
@@ -315,169 +318,135 @@ Napi::Value CopyBandwidth(const Napi::CallbackInfo& info) {
 // ---- ops: argument orders as the CPU functions of lib/native.ts, plus an element count where
 // the CPU one reads it from an array's length -------------------------------------------------
 
-// cudaConv2dForward(x, w, b | null, y, shape)
-Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
+struct NoState {};
+
+// Runs the body of an op: `body(operands, state)` resolves the operands and queues the launch;
+// then the host outputs are copied back (waiting for the kernels) while `state` (what the launch
+// reads besides the operands, such as a PairCall's batch) is still alive. Returns undefined.
+template <class State, class Body>
+Napi::Value run_op_with(const Napi::CallbackInfo& info, Body body) {
   return guarded(info, [&]() -> Napi::Value {
     Operands o;
+    State state;
+    body(o, state);
+    o.finish();
+    return info.Env().Undefined();
+  });
+}
+
+template <class Body>
+Napi::Value run_op(const Napi::CallbackInfo& info, Body body) {
+  return run_op_with<NoState>(info, [&](Operands& o, NoState&) { body(o); });
+}
+
+// The launchers of a layer with weights (conv2d, linear), and its shape's parser.
+template <class Shape>
+using ShapeOf = Shape (*)(const Napi::CallbackInfo&, size_t);
+template <class Shape>
+using LayerForwardFn = cu::CudaStatus (*)(const Shape&, const float*, const float*, const float*, float*);
+template <class Shape>
+using LayerBackwardInputFn = cu::CudaStatus (*)(const Shape&, const float*, const float*, float*);
+template <class Shape>
+using LayerBackwardWeightFn = cu::CudaStatus (*)(const Shape&, const float*, const float*, float*, float*);
+
+// cudaConv2dForward(x, w, b | null, y, shape), cudaLinearForward(x, w, b | null, y, shape)
+template <class Shape, ShapeOf<Shape> kShape, LayerForwardFn<Shape> kLaunch>
+Napi::Value LayerForward(const Napi::CallbackInfo& info) {
+  return run_op(info, [&](Operands& o) {
     const float* x = o.in<float>(info, 0);
     const float* w = o.in<float>(info, 1);
     const float* b = o.in_or_null<float>(info, 2);
     float* y = o.out<float>(info, 3);
-    check(cu::conv2d_forward(conv_shape(info, 4), x, w, b, y));
-    o.finish();
-    return info.Env().Undefined();
+    check(kLaunch(kShape(info, 4), x, w, b, y));
   });
 }
 
-// cudaConv2dBackwardInput(dy, w, dx, shape)
-Napi::Value Conv2dBackwardInput(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
+// cudaConv2dBackwardInput(dy, w, dx, shape), cudaLinearBackwardInput(dy, w, dx, shape)
+template <class Shape, ShapeOf<Shape> kShape, LayerBackwardInputFn<Shape> kLaunch>
+Napi::Value LayerBackwardInput(const Napi::CallbackInfo& info) {
+  return run_op(info, [&](Operands& o) {
     const float* dy = o.in<float>(info, 0);
     const float* w = o.in<float>(info, 1);
     float* dx = o.out<float>(info, 2);
-    check(cu::conv2d_backward_input(conv_shape(info, 3), dy, w, dx));
-    o.finish();
-    return info.Env().Undefined();
+    check(kLaunch(kShape(info, 3), dy, w, dx));
   });
 }
 
-// cudaConv2dBackwardWeight(x, dy, dw, db | null, shape)
-Napi::Value Conv2dBackwardWeight(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
+// cudaConv2dBackwardWeight(x, dy, dw, db | null, shape), cudaLinearBackwardWeight(x, dy, dw, db | null, shape)
+template <class Shape, ShapeOf<Shape> kShape, LayerBackwardWeightFn<Shape> kLaunch>
+Napi::Value LayerBackwardWeight(const Napi::CallbackInfo& info) {
+  return run_op(info, [&](Operands& o) {
     const float* x = o.in<float>(info, 0);
     const float* dy = o.in<float>(info, 1);
     float* dw = o.out<float>(info, 2);
     float* db = o.out_or_null<float>(info, 3);
-    check(cu::conv2d_backward_weight(conv_shape(info, 4), x, dy, dw, db));
-    o.finish();
-    return info.Env().Undefined();
+    check(kLaunch(kShape(info, 4), x, dy, dw, db));
   });
 }
 
 // cudaMaxPool2dForward(x, y, argmax, shape) and the fused |tanh| version
 template <bool kAbsTanh>
 Napi::Value PoolForward(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
+  return run_op(info, [&](Operands& o) {
     const float* x = o.in<float>(info, 0);
     float* y = o.out<float>(info, 1);
     int32_t* argmax = o.out<int32_t>(info, 2);
     const dcl::Pool2dShape s = pool_shape(info, 3);
     check(kAbsTanh ? cu::abs_tanh_max_pool2d_forward(s, x, y, argmax) : cu::max_pool2d_forward(s, x, y, argmax));
-    o.finish();
-    return info.Env().Undefined();
   });
 }
 
 // cudaMaxPool2dBackward(dy, argmax, dx, shape, checkArgmax)
 Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
+  return run_op(info, [&](Operands& o) {
     const float* dy = o.in<float>(info, 0);
     const int32_t* argmax = o.in<int32_t>(info, 1);
     float* dx = o.out<float>(info, 2);
     check(cu::max_pool2d_backward(pool_shape(info, 3), dy, argmax, dx, info[4].ToBoolean().Value()));
-    o.finish();
-    return info.Env().Undefined();
   });
 }
 
 // cudaAbsTanhMaxPool2dBackward(dy, argmax, x, y, dx, shape, checkArgmax)
 Napi::Value AbsTanhMaxPool2dBackward(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
+  return run_op(info, [&](Operands& o) {
     const float* dy = o.in<float>(info, 0);
     const int32_t* argmax = o.in<int32_t>(info, 1);
     const float* x = o.in<float>(info, 2);
     const float* y = o.in<float>(info, 3);
     float* dx = o.out<float>(info, 4);
     check(cu::abs_tanh_max_pool2d_backward(pool_shape(info, 5), dy, argmax, x, y, dx, info[6].ToBoolean().Value()));
-    o.finish();
-    return info.Env().Undefined();
   });
 }
 
 // cudaAbsTanhForward(x, y, n), cudaSigmoidForward(x, y, n)
 template <bool kSigmoid>
 Napi::Value UnaryForward(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
+  return run_op(info, [&](Operands& o) {
     const float* x = o.in<float>(info, 0);
     float* y = o.out<float>(info, 1);
     const int64_t n = integer(info, 2);
     check(kSigmoid ? cu::sigmoid_forward(n, x, y) : cu::abs_tanh_forward(n, x, y));
-    o.finish();
-    return info.Env().Undefined();
   });
 }
 
 // cudaAbsTanhBackward(dy, x, y, dx, n)
 Napi::Value AbsTanhBackward(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
+  return run_op(info, [&](Operands& o) {
     const float* dy = o.in<float>(info, 0);
     const float* x = o.in<float>(info, 1);
     const float* y = o.in<float>(info, 2);
     float* dx = o.out<float>(info, 3);
     check(cu::abs_tanh_backward(integer(info, 4), dy, x, y, dx));
-    o.finish();
-    return info.Env().Undefined();
   });
 }
 
 // cudaSigmoidBackward(dy, y, dx, n)
 Napi::Value SigmoidBackward(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
+  return run_op(info, [&](Operands& o) {
     const float* dy = o.in<float>(info, 0);
     const float* y = o.in<float>(info, 1);
     float* dx = o.out<float>(info, 2);
     check(cu::sigmoid_backward(integer(info, 3), dy, y, dx));
-    o.finish();
-    return info.Env().Undefined();
-  });
-}
-
-// cudaLinearForward(x, w, b | null, y, shape)
-Napi::Value LinearForward(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
-    const float* x = o.in<float>(info, 0);
-    const float* w = o.in<float>(info, 1);
-    const float* b = o.in_or_null<float>(info, 2);
-    float* y = o.out<float>(info, 3);
-    check(cu::linear_forward(linear_shape(info, 4), x, w, b, y));
-    o.finish();
-    return info.Env().Undefined();
-  });
-}
-
-// cudaLinearBackwardInput(dy, w, dx, shape)
-Napi::Value LinearBackwardInput(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
-    const float* dy = o.in<float>(info, 0);
-    const float* w = o.in<float>(info, 1);
-    float* dx = o.out<float>(info, 2);
-    check(cu::linear_backward_input(linear_shape(info, 3), dy, w, dx));
-    o.finish();
-    return info.Env().Undefined();
-  });
-}
-
-// cudaLinearBackwardWeight(x, dy, dw, db | null, shape)
-Napi::Value LinearBackwardWeight(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
-    const float* x = o.in<float>(info, 0);
-    const float* dy = o.in<float>(info, 1);
-    float* dw = o.out<float>(info, 2);
-    float* db = o.out_or_null<float>(info, 3);
-    check(cu::linear_backward_weight(linear_shape(info, 4), x, dy, dw, db));
-    o.finish();
-    return info.Env().Undefined();
   });
 }
 
@@ -493,20 +462,32 @@ struct PairCall {
   ~PairCall() { cu::pair_batch_free(&batch); }
 };
 
-void pair_call(const Napi::CallbackInfo& info, size_t first, Operands& o, PairCall& call) {
-  const auto shape = shape_of(info, first + 5, 3);
-  auto host = [&](size_t i, napi_typedarray_type type, bool optional) -> void* {
-    Napi::Value v = info[first + i];
+// The host pair lists at arguments first (pairs), first + 1 (labels), first + 2 (weights | null).
+struct HostPairs {
+  const int32_t* pairs;
+  const float* labels;
+  const float* weights;
+};
+
+HostPairs host_pairs(const Napi::CallbackInfo& info, size_t first) {
+  auto host = [&](size_t index, napi_typedarray_type type, bool optional) -> void* {
+    Napi::Value v = info[index];
     if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
-      throw dcl::Error("E_ARG", "pair argument " + std::to_string(first + i) + " must be a host typed array of the right type");
-    Napi::TypedArray a = v.As<Napi::TypedArray>();
-    return static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+      throw dcl::Error("E_ARG", "pair argument " + std::to_string(index) + " must be a host typed array of the right type");
+    return host_bytes(v.As<Napi::TypedArray>());
   };
-  const auto* pairs = static_cast<const int32_t*>(host(0, napi_int32_array, false));
-  const auto* labels = static_cast<const float*>(host(1, napi_float32_array, false));
-  const auto* weights = static_cast<const float*>(host(2, napi_float32_array, true));
-  check(cu::pair_batch_upload(shape[0], shape[2], pairs, labels, weights, &call.batch));
+  HostPairs h;
+  h.pairs = static_cast<const int32_t*>(host(first, napi_int32_array, false));
+  h.labels = static_cast<const float*>(host(first + 1, napi_float32_array, false));
+  h.weights = static_cast<const float*>(host(first + 2, napi_float32_array, true));
+  return h;
+}
+
+void pair_call(const Napi::CallbackInfo& info, size_t first, Operands& o, PairCall& call) {
+  const auto shape = shape_of(info, first + 5, 3);
+  const HostPairs h = host_pairs(info, first);
+  check(cu::pair_batch_upload(shape[0], shape[2], h.pairs, h.labels, h.weights, &call.batch));
   call.loss.batch = &call.batch;
   call.loss.dims = shape[1];
   call.loss.loss = o.out<double>(info, first + 3);
@@ -518,30 +499,22 @@ void pair_call(const Napi::CallbackInfo& info, size_t first, Operands& o, PairCa
 
 // cudaHammingDp(p, gradP | null, pairs, labels, weights | null, loss, gradScalars | null, shape, alpha, beta, scale)
 Napi::Value HammingDp(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
-    PairCall call;
+  return run_op_with<PairCall>(info, [&](Operands& o, PairCall& call) {
     const float* p = o.in<float>(info, 0);
     float* grad = o.out_or_null<float>(info, 1);
     pair_call(info, 2, o, call);
     check(cu::hamming_dp(call.loss, p, grad));
-    o.finish();
-    return info.Env().Undefined();
   });
 }
 
 // cudaPairL1Loss(f, s, gradF | null, pairs, labels, weights | null, loss, gradScalars | null, shape, alpha, beta, scale)
 Napi::Value PairL1Loss(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
-    PairCall call;
+  return run_op_with<PairCall>(info, [&](Operands& o, PairCall& call) {
     const float* f = o.in<float>(info, 0);
     const float* s = o.in<float>(info, 1);
     float* grad = o.out_or_null<float>(info, 2);
     pair_call(info, 3, o, call);
     check(cu::pair_l1_loss(call.loss, f, s, grad));
-    o.finish();
-    return info.Env().Undefined();
   });
 }
 
@@ -550,26 +523,14 @@ Napi::Value PairL1Loss(const Napi::CallbackInfo& info) {
 // weights are host arrays, result a Float64Array [3] (loss, d/dalpha, d/dbeta) or a buffer.
 // method: 0 rounding, 1 dp, 2 std, 3 float.
 Napi::Value BatchLoss(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
-    PairCall call;
+  return run_op_with<PairCall>(info, [&](Operands& o, PairCall& call) {
     const float* p = o.in<float>(info, 0);
     float* grad = o.out<float>(info, 1);
     const auto shape = shape_of(info, 6, 5);
-    auto host = [&](size_t i, napi_typedarray_type type, bool optional) -> void* {
-      Napi::Value v = info[i];
-      if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
-      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
-        throw dcl::Error("E_ARG", "pair argument " + std::to_string(i) + " must be a host typed array of the right type");
-      Napi::TypedArray a = v.As<Napi::TypedArray>();
-      return static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
-    };
-    const auto* pairs = static_cast<const int32_t*>(host(2, napi_int32_array, false));
-    const auto* labels = static_cast<const float*>(host(3, napi_float32_array, false));
-    const auto* weights = static_cast<const float*>(host(4, napi_float32_array, true));
+    const HostPairs h = host_pairs(info, 2);
     double* result = o.out<double>(info, 5);
     if (shape[4] < 0 || shape[4] > 3) throw dcl::Error("E_ARG", "cudaBatchLoss: unknown method " + std::to_string(shape[4]));
-    check(cu::pair_batch_upload(shape[0], shape[2], pairs, labels, weights, &call.batch));
+    check(cu::pair_batch_upload(shape[0], shape[2], h.pairs, h.labels, h.weights, &call.batch));
     cu::BatchLossArgs a;
     a.batch = &call.batch;
     a.dims = shape[1];
@@ -580,28 +541,22 @@ Napi::Value BatchLoss(const Napi::CallbackInfo& info) {
     a.weight_sum = number(info, 9);
     a.omega = number(info, 10);
     check(cu::batch_loss(a, p, grad, result));
-    o.finish();
-    return info.Env().Undefined();
   });
 }
 
 // cudaQuantizePack(p, codes, [count, n, q])
 Napi::Value QuantizePack(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
+  return run_op(info, [&](Operands& o) {
     const float* p = o.in<float>(info, 0);
     int32_t* codes = o.out<int32_t>(info, 1);
     const auto s = shape_of(info, 2, 3);
     check(cu::quantize_pack(s[0], static_cast<int>(s[1]), static_cast<int>(s[2]), p, codes));
-    o.finish();
-    return info.Env().Undefined();
   });
 }
 
 // cudaCodeKnn(database, queries, indices, distances, [N, Q, n, q, hamming, k])
 Napi::Value CodeKnn(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
+  return run_op(info, [&](Operands& o) {
     const int32_t* database = o.in<int32_t>(info, 0);
     const int32_t* queries = o.in<int32_t>(info, 1);
     int32_t* indices = o.out<int32_t>(info, 2);
@@ -614,23 +569,18 @@ Napi::Value CodeKnn(const Napi::CallbackInfo& info) {
     s.q = static_cast<int>(v[3]);
     s.hamming = v[4] != 0;
     check(cu::code_knn(s, database, queries, v[5], indices, distances));
-    o.finish();
-    return info.Env().Undefined();
   });
 }
 
 // cudaAdamUpdate(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, biasCorrection1, biasCorrection2Sqrt)
 Napi::Value AdamUpdate(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Operands o;
+  return run_op(info, [&](Operands& o) {
     float* param = o.inout<float>(info, 0);
     const float* grad = o.in<float>(info, 1);
     float* m = o.inout<float>(info, 2);
     float* v = o.inout<float>(info, 3);
     check(cu::adam_update(integer(info, 4), param, grad, m, v, number(info, 5), number(info, 6), number(info, 7),
                           number(info, 8), number(info, 9), number(info, 10), number(info, 11)));
-    o.finish();
-    return info.Env().Undefined();
   });
 }
 
@@ -677,9 +627,9 @@ void register_cuda(Napi::Env env, Napi::Object exports) {
       {"cudaMemoryStats", MemoryStats},
       {"cudaFmaPeak", FmaPeak},
       {"cudaCopyBandwidth", CopyBandwidth},
-      {"cudaConv2dForward", Conv2dForward},
-      {"cudaConv2dBackwardInput", Conv2dBackwardInput},
-      {"cudaConv2dBackwardWeight", Conv2dBackwardWeight},
+      {"cudaConv2dForward", LayerForward<dcl::Conv2dShape, conv_shape, cu::conv2d_forward>},
+      {"cudaConv2dBackwardInput", LayerBackwardInput<dcl::Conv2dShape, conv_shape, cu::conv2d_backward_input>},
+      {"cudaConv2dBackwardWeight", LayerBackwardWeight<dcl::Conv2dShape, conv_shape, cu::conv2d_backward_weight>},
       {"cudaMaxPool2dForward", PoolForward<false>},
       {"cudaMaxPool2dBackward", MaxPool2dBackward},
       {"cudaAbsTanhMaxPool2dForward", PoolForward<true>},
@@ -688,9 +638,9 @@ void register_cuda(Napi::Env env, Napi::Object exports) {
       {"cudaAbsTanhBackward", AbsTanhBackward},
       {"cudaSigmoidForward", UnaryForward<true>},
       {"cudaSigmoidBackward", SigmoidBackward},
-      {"cudaLinearForward", LinearForward},
-      {"cudaLinearBackwardInput", LinearBackwardInput},
-      {"cudaLinearBackwardWeight", LinearBackwardWeight},
+      {"cudaLinearForward", LayerForward<dcl::LinearShape, linear_shape, cu::linear_forward>},
+      {"cudaLinearBackwardInput", LayerBackwardInput<dcl::LinearShape, linear_shape, cu::linear_backward_input>},
+      {"cudaLinearBackwardWeight", LayerBackwardWeight<dcl::LinearShape, linear_shape, cu::linear_backward_weight>},
       {"cudaHammingDp", HammingDp},
       {"cudaPairL1Loss", PairL1Loss},
       {"cudaBatchLoss", BatchLoss},

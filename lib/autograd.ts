@@ -923,10 +923,11 @@ export interface MaxPool2dOptions {
   site?: BufferSite;
 }
 
-/** Max-pooling (see ops.maxPool2d) as a differentiable op; the gradient goes to each window's winner. */
-export function maxPool2d(x: VarLike, options: MaxPool2dOptions): Var {
-  const t0 = profile !== null ? now() : 0;
-  const xv = asVar(x, 'x');
+/**
+ * The checked options of a pooling op (maxPool2d, absTanhMaxPool2d) and, with options.site, its
+ * output and argmax buffers from the site (the argmax lease in `leases`).
+ */
+function poolCall(xv: Var, options: MaxPool2dOptions, op: string) {
   if (options === undefined) throw new DclError('E_ARG', 'Expected an options object with kernelSize for options but received undefined');
   const o = plainObject(options, 'options');
   knownKeys(o, ['kernelSize', 'stride', 'site'], 'options');
@@ -940,14 +941,22 @@ export function maxPool2d(x: VarLike, options: MaxPool2dOptions): Var {
     const [sh, sw] = stride === undefined ? k : s ?? [0, 0];
     if (sh > 0 && sw > 0) shape = [xv.shape[0], xv.shape[1], Math.floor((xv.shape[2] - k[0]) / sh) + 1, Math.floor((xv.shape[3] - k[1]) / sw) + 1];
   }
-  const { tensor: output, lease } = take(site, shape, 'maxPool2d');
+  const { tensor: output, lease } = take(site, shape, op);
   let argmax: Int32Array | undefined;
   const leases: Lease[] = [];
   if (output !== undefined) {
-    const a = site!.ints(output.size, 'maxPool2d');
+    const a = site!.ints(output.size, op);
     argmax = a.array;
     if (a.lease) leases.push(a.lease);
   }
+  return { kernelSize, stride, output, argmax, lease, leases };
+}
+
+/** Max-pooling (see ops.maxPool2d) as a differentiable op; the gradient goes to each window's winner. */
+export function maxPool2d(x: VarLike, options: MaxPool2dOptions): Var {
+  const t0 = profile !== null ? now() : 0;
+  const xv = asVar(x, 'x');
+  const { kernelSize, stride, output, argmax, lease, leases } = poolCall(xv, options, 'maxPool2d');
   const y = ops.maxPool2d(xv.value, { kernelSize, stride, out: output ? { output, argmax } : undefined });
   const winners = y.argmax;
   const r = result(
@@ -989,27 +998,7 @@ export function absTanh(x: VarLike, options: { site?: BufferSite } = {}): Var {
 export function absTanhMaxPool2d(x: VarLike, options: MaxPool2dOptions): Var {
   const t0 = profile !== null ? now() : 0;
   const xv = asVar(x, 'x');
-  if (options === undefined) throw new DclError('E_ARG', 'Expected an options object with kernelSize for options but received undefined');
-  const o = plainObject(options, 'options');
-  knownKeys(o, ['kernelSize', 'stride', 'site'], 'options');
-  const site = siteOf(o.site, 'options.site');
-  const kernelSize = o.kernelSize as Pair;
-  const stride = o.stride as Pair | undefined;
-  let shape: number[] | null = null;
-  const k = pairOf(kernelSize, 0);
-  const s = k ? pairOf(stride, 0) ?? null : null;
-  if (k && xv.shape.length === 4 && k[0] > 0 && k[1] > 0) {
-    const [sh, sw] = stride === undefined ? k : s ?? [0, 0];
-    if (sh > 0 && sw > 0) shape = [xv.shape[0], xv.shape[1], Math.floor((xv.shape[2] - k[0]) / sh) + 1, Math.floor((xv.shape[3] - k[1]) / sw) + 1];
-  }
-  const { tensor: output, lease } = take(site, shape, 'absTanhMaxPool2d');
-  let argmax: Int32Array | undefined;
-  const leases: Lease[] = [];
-  if (output !== undefined) {
-    const a = site!.ints(output.size, 'absTanhMaxPool2d');
-    argmax = a.array;
-    if (a.lease) leases.push(a.lease);
-  }
+  const { kernelSize, stride, output, argmax, lease, leases } = poolCall(xv, options, 'absTanhMaxPool2d');
   const y = ops.absTanhMaxPool2d(xv.value, { kernelSize, stride, out: output ? { output, argmax } : undefined });
   const winners = y.argmax;
   const pooled = y.output;

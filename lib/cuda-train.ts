@@ -1,11 +1,11 @@
 // Device-resident training and encoding on the CUDA backend: train({ device: 'cuda' }) and
 // encode(model, x, { device: 'cuda' }) (lib/train.ts dispatches here).
 //
-// The CUDA trainer mirrors the CPU trainLoop of lib/train.ts step for step: the same DCL-S
-// network and initialisation (built on the host, with the same seed, then calibrated on the host
-// by calibrateOutputLayer), the same batches and random views, the same loss variants (rounding
-// straight-through, dp, std, float: the device batch loss, native/cuda/batch_loss.cu, whose CPU
-// oracle is batchLoss), AdamW with the same schedule and weight decay (the device Adam kernel is
+// The CUDA trainer mirrors the CPU trainLoop of lib/train.ts step for step, starting from the
+// same set-up (lib/train-setup.ts prepareTraining): the same DCL-S network and initialisation
+// (built on the host, with the same seed, then calibrated on the host by calibrateOutputLayer),
+// the same batches and random views, the same loss variants (rounding straight-through, dp, std,
+// float: the device batch loss, native/cuda/batch_loss.cu, whose CPU oracle is batchLoss), AdamW with the same schedule and weight decay (the device Adam kernel is
 // bit-identical to the CPU's), and alpha / beta learnt by the same float64 Adam on the host. At
 // the end the weights come back into the network, and the result is the same TrainResult as the
 // CPU's, so train() makes the same kind of Model.
@@ -21,21 +21,15 @@
 // The device program is written against DeviceOps, a table of the launchers over buffer numbers.
 // cudaOps() is the CUDA backend; test/cuda-train.test.ts also runs the same program on host
 // buffers and the CPU kernels, where it must give the CPU trainer's results bit for bit.
-import { calibrateOutputLayer } from './train.js';
+import { abortedError, divergedError, prepareTraining, progressReporter, trainResult } from './train-setup.js';
 import type { TrainData, TrainProgress, TrainResult, TrainSettings } from './train.js';
-import { parseLayout } from './codes.js';
 import { cudaAvailable, requireCuda } from './cuda.js';
 import { DclError } from './errors.js';
-import { augmentBatch } from './images.js';
 import type { Model } from './model.js';
 import { native } from './native.js';
 import { AbsTanh, AbsTanhMaxPool2d, Conv2d, DclS, Flatten, Identity, Linear, MaxPool2d, Sigmoid } from './nn.js';
 import type { Module } from './nn.js';
 import type { Var } from './autograd.js';
-import { constantSchedule, cosineSchedule, stepSchedule, warmupSchedule } from './optim.js';
-import type { Schedule } from './optim.js';
-import { Rng } from './random.js';
-import { IdentityBatchSampler } from './sampling.js';
 import { describe } from './validate.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -476,38 +470,6 @@ function poolShape(plan: Extract<LayerPlan, { kind: 'pool' }>, count: number): n
 // ---------------------------------------------------------------------------------------------
 // Training
 
-/** The CPU trainer's alpha / beta Adam (lib/train.ts ScalarAdam): the same float64 operations. */
-class ScalarAdam {
-  private readonly m: number[];
-  private readonly v: number[];
-  private t = 0;
-  constructor(
-    readonly values: number[],
-    private readonly lr: number,
-  ) {
-    this.m = values.map(() => 0);
-    this.v = values.map(() => 0);
-  }
-  step(grads: number[]): void {
-    this.t++;
-    const b1 = 0.9, b2 = 0.999;
-    for (let i = 0; i < this.values.length; i++) {
-      this.m[i] = b1 * this.m[i] + (1 - b1) * grads[i];
-      this.v[i] = b2 * this.v[i] + (1 - b2) * grads[i] * grads[i];
-      const mHat = this.m[i] / (1 - b1 ** this.t), vHat = this.v[i] / (1 - b2 ** this.t);
-      this.values[i] -= (this.lr * mHat) / (Math.sqrt(vHat) + 1e-8);
-    }
-  }
-}
-
-/** The images at `indices`, as they are stored, one after another (lib/train.ts gatherImages). */
-function gatherImages(data: TrainData, indices: ArrayLike<number>, out?: Float32Array): Float32Array {
-  const per = data.shape[0] * data.shape[1] * data.shape[2];
-  const images = out ?? new Float32Array(indices.length * per);
-  for (let i = 0; i < indices.length; i++) images.set(data.images.subarray(indices[i] * per, (indices[i] + 1) * per), i * per);
-  return images;
-}
-
 /**
  * The training loop on the device (trainLoop of lib/train.ts with settings.device 'cuda'):
  * synchronous, `shouldStop` polled between steps. `ops` defaults to the CUDA backend.
@@ -521,56 +483,22 @@ export function cudaTrainLoop(
 ): TrainResult {
   const unsupported = cudaTrainingUnsupported(settings);
   if (unsupported !== null) throw new DclError('E_ARG', `Expected options the CUDA trainer supports but received ${unsupported}: not supported on CUDA yet (use device 'cpu')`);
-  // Everything up to the optimiser as the CPU trainLoop does it, in the same order (the same
-  // draws from the same generators, so the same weights, calibration and batches).
-  const layout = parseLayout(settings.layout);
-  const rng = new Rng(settings.seed);
-  const pre = settings.preprocessing;
-  const inputShape = pre ? pre.inputShape : data.shape;
-  const stored = { images: data.images, shape: data.shape, count: data.labels.length };
-  const cropped = pre !== null && inputShape.some((v, k) => v !== data.shape[k]);
-  const viewRng = new Rng(settings.seed ^ 0xa5a5a5);
-  const centre = { flip: false, shift: 0, scale: 0 };
-  const view = (indices: Int32Array, random: boolean, out?: Float32Array): Float32Array => {
-    if (!pre || (!cropped && !(random && settings.augment))) return gatherImages(data, indices, out);
-    const a = random && settings.augment ? settings.augment : centre;
-    const images = augmentBatch(stored, pre, { rng: viewRng, indices, ...a }).images;
-    if (out) out.set(images);
-    return out ?? images;
-  };
-  const network = new DclS({ codeDims: layout.n, inputShape, seed: settings.seed, ...settings.network });
-  const sampler = new IdentityBatchSampler(data.labels, settings.identitiesPerBatch, settings.imagesPerIdentity, settings.singlesPerBatch, rng);
-  if (sampler.identitiesWithPairs < 2)
-    throw new DclError('E_ARG', `Expected at least 2 people with 2 or more images each in options.data.labels but received ${sampler.identitiesWithPairs}`);
-  const perEpoch = sampler.batchesPerEpoch;
-  const total = settings.steps ?? settings.epochs * perEpoch;
-  const warmup = settings.warmupSteps ?? Math.min(500, Math.floor(total * 0.05));
-  let schedule: Schedule;
-  if (settings.schedule === 'cosine') schedule = cosineSchedule({ totalSteps: total, warmupSteps: warmup });
-  else if (settings.schedule === 'step') schedule = stepSchedule({ stepSize: Math.max(1, Math.floor(total / 3)), gamma: 0.1 });
-  else schedule = warmup > 0 ? warmupSchedule(warmup) : constantSchedule();
-  calibrateOutputLayer(network, data, settings.seed, (indices) => view(indices, false));
-  const scalars = new ScalarAdam([Math.log(settings.alpha), settings.beta], settings.alphaBetaLearningRate);
+  // Everything up to the optimiser as the CPU trainLoop does it (the same draws from the same
+  // generators, so the same weights, calibration and batches).
+  const setup = prepareTraining(data, settings);
+  const { layout, maxBatch, network, total, schedule, scalars } = setup;
   // AdamW as lib/optim.ts (betas 0.9 / 0.999, eps 1e-8, decoupled weight decay on every parameter).
   const beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
 
-  const [c, h, w] = inputShape;
-  const per = c * h * w;
-  const maxBatch = settings.identitiesPerBatch * settings.imagesPerIdentity + settings.singlesPerBatch;
-  const batchImages = new Float32Array(maxBatch * per);
   const method = BATCH_LOSS_METHOD[settings.method];
   const result = new Float64Array(3);
   const net = new DeviceNet(ops, network, maxBatch, true);
   try {
     let lastLoss = Number.NaN;
-    let windowStart = performance.now();
-    let windowImages = 0;
+    const progress = progressReporter(setup, settings, report);
     for (let step = 0; step < total; step++) {
-      if (shouldStop()) throw new DclError('E_ABORTED', `Training was aborted after ${step} of ${total} steps`);
-      const batch = sampler.next();
-      const count = batch.images.length;
-      const images = batchImages.subarray(0, count * per);
-      view(batch.images, true, images);
+      if (shouldStop()) throw abortedError(step, total);
+      const { batch, count, images } = setup.nextBatch();
       ops.upload(net.input, images);
       net.forward(count);
       const alpha = Math.exp(scalars.values[0]);
@@ -580,7 +508,7 @@ export function cudaTrainLoop(
       const P = batch.labels.length;
       ops.batchLoss(net.output, net.outputGrad, batch.pairs, batch.labels, batch.weights, result, [count, layout.n, P, layout.levels, method], alpha, beta, weightSum, settings.omega);
       const [loss, gradAlpha, gradBeta] = result;
-      if (!Number.isFinite(loss)) throw new DclError('E_NATIVE', `Training diverged: the loss is ${loss} at step ${step}; lower options.learningRate`);
+      if (!Number.isFinite(loss)) throw divergedError(loss, step);
       net.backward(count);
       const lr = settings.learningRate * schedule(step);
       const t = step + 1;
@@ -588,33 +516,10 @@ export function cudaTrainLoop(
       for (const p of net.params) ops.adamUpdate(p.buffer, p.grad, p.m, p.v2, p.size, lr, beta1, beta2, eps, settings.weightDecay, c1, c2);
       if (settings.learnAlphaBeta) scalars.step([gradAlpha * alpha, gradBeta]);
       lastLoss = loss;
-      windowImages += count;
-      if ((step + 1) % settings.progressEvery === 0 || step + 1 === total) {
-        const now = performance.now();
-        report({
-          epoch: Math.floor(step / perEpoch) + 1,
-          step: step + 1,
-          totalSteps: total,
-          loss,
-          alpha: Math.exp(scalars.values[0]),
-          beta: scalars.values[1],
-          imagesPerSecond: (windowImages * 1000) / Math.max(1e-6, now - windowStart),
-          learningRate: settings.learningRate * schedule(step),
-        });
-        windowStart = now;
-        windowImages = 0;
-      }
+      progress(step, count, loss);
     }
     net.downloadWeights();
-    return {
-      state: network.stateDict(),
-      alpha: Math.exp(scalars.values[0]),
-      beta: scalars.values[1],
-      steps: total,
-      finalLoss: lastLoss,
-      settings,
-      inputShape,
-    };
+    return trainResult(setup, settings, network.stateDict(), lastLoss);
   } finally {
     net.dispose();
   }

@@ -20,23 +20,22 @@
 // - 'float': the loss on the unrounded values 2^Q p alone (the unquantized reference).
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import { backward, noGrad, Var } from './autograd.js';
+import { backward, Var } from './autograd.js';
 import { maxDistance, parseLayout } from './codes.js';
 import type { CodeLayout } from './codes.js';
 import { DclError } from './errors.js';
 import { hammingDpLoss, pairL1Loss } from './losses.js';
 import { LIBRARY_VERSION, Model } from './model.js';
 import type { TrainMethod } from './model.js';
-import { DclS, Linear } from './nn.js';
+import { DclS } from './nn.js';
 import type { NamedArray } from './nn.js';
-import { AdamW, cosineSchedule, SGD, stepSchedule, warmupSchedule, constantSchedule } from './optim.js';
-import type { Schedule } from './optim.js';
-import { Rng } from './random.js';
+import { AdamW, SGD } from './optim.js';
 import { augmentBatch, imageShape, loadImages, resolvePreprocessing } from './images.js';
 import type { ImagePreprocessing, PreprocessingOptions } from './images.js';
-import { hardNegativeWeights, IdentityBatchSampler } from './sampling.js';
+import { hardNegativeWeights } from './sampling.js';
 import { Tensor } from './tensor.js';
 import { describe, knownKeys, plainObject } from './validate.js';
+import { abortedError, divergedError, prepareTraining, progressReporter, trainResult } from './train-setup.js';
 import { cudaEncode, cudaEncodeSync, cudaTrainLoop, encodeDevice, trainDevice } from './cuda-train.js';
 import type { DeviceOption } from './cuda-train.js';
 
@@ -343,87 +342,8 @@ export function batchLoss(
   return { loss, gradAlpha: r.gradAlpha, gradBeta: r.gradBeta };
 }
 
-/**
- * Data-dependent start for the last layer (a choice the paper leaves open). With |tanh| and
- * max-pooling the deep features are all positive and vary little from image to image, so with any
- * plain random init the sigmoid outputs barely differ across images (std ~0.005 on our generated
- * faces; DESIGN.md saw 0.0015 with PyTorch's default): every code starts identical and the
- * rounding and DP losses see no difference to work on. So before training, each output unit's
- * weights are rescaled (and its bias set) so that its pre-sigmoid value has mean 0 and standard
- * deviation 1 over up to 256 training images: outputs then spread over (0.15, 0.85) around 0.5.
- */
-export function calibrateOutputLayer(
-  network: DclS,
-  data: TrainData,
-  seed: number,
-  view: (indices: Int32Array) => Float32Array = (indices) => gatherImages(data, indices),
-): void {
-  const layers = network.classifier.children().map(([, m]) => m);
-  const last = layers[layers.length - 2];
-  if (!(last instanceof Linear) || last.bias === null) return;
-  const [c, h, w] = network.config.inputShape;
-  const total = data.labels.length;
-  const count = Math.min(256, total);
-  const rng = new Rng(seed ^ 0x5eed);
-  const pick = rng.sample(total, count);
-  const images = view(pick);
-  const hidden = noGrad(() => {
-    let v = network.flatten.forward(network.features.forward(new Var(new Tensor(images, [count, c, h, w]))));
-    for (const m of layers.slice(0, -2)) v = m.forward(v);
-    return v.data.slice();
-  });
-  const weight = last.weight.data;
-  const bias = last.bias.data;
-  const inF = hidden.length / count;
-  const outF = bias.length;
-  for (let j = 0; j < outF; j++) {
-    let mean = 0, sq = 0;
-    for (let b = 0; b < count; b++) {
-      let z = bias[j];
-      for (let i = 0; i < inF; i++) z += hidden[b * inF + i] * weight[j * inF + i];
-      mean += z;
-      sq += z * z;
-    }
-    mean /= count;
-    const std = Math.sqrt(Math.max(sq / count - mean * mean, 0));
-    if (!(std > 1e-12)) continue;
-    const k = 1 / std;
-    for (let i = 0; i < inF; i++) weight[j * inF + i] *= k;
-    bias[j] = (bias[j] - mean) * k;
-  }
-  // Written in place: caches derived from the values must see the change.
-  last.weight.markChanged();
-  last.bias.markChanged();
-}
-
-/** The images at `indices`, as they are stored, one after another. */
-function gatherImages(data: TrainData, indices: ArrayLike<number>, out?: Float32Array): Float32Array {
-  const per = data.shape[0] * data.shape[1] * data.shape[2];
-  const images = out ?? new Float32Array(indices.length * per);
-  for (let i = 0; i < indices.length; i++) images.set(data.images.subarray(indices[i] * per, (indices[i] + 1) * per), i * per);
-  return images;
-}
-
-/** Adam for a few scalars in float64 (alpha and beta of the pair loss). */
-class ScalarAdam {
-  private readonly m: number[];
-  private readonly v: number[];
-  private t = 0;
-  constructor(readonly values: number[], private readonly lr: number) {
-    this.m = values.map(() => 0);
-    this.v = values.map(() => 0);
-  }
-  step(grads: number[]): void {
-    this.t++;
-    const b1 = 0.9, b2 = 0.999;
-    for (let i = 0; i < this.values.length; i++) {
-      this.m[i] = b1 * this.m[i] + (1 - b1) * grads[i];
-      this.v[i] = b2 * this.v[i] + (1 - b2) * grads[i] * grads[i];
-      const mHat = this.m[i] / (1 - b1 ** this.t), vHat = this.v[i] / (1 - b2 ** this.t);
-      this.values[i] -= (this.lr * mHat) / (Math.sqrt(vHat) + 1e-8);
-    }
-  }
-}
+// The output layer's calibration lives with the rest of the shared set-up (lib/train-setup.ts).
+export { calibrateOutputLayer } from './train-setup.js';
 
 export interface TrainResult {
   state: Record<string, NamedArray>;
@@ -443,57 +363,21 @@ export function trainLoop(
   shouldStop: () => boolean,
 ): TrainResult {
   if (settings.device === 'cuda') return cudaTrainLoop(data, settings, report, shouldStop);
-  const layout = parseLayout(settings.layout);
-  const rng = new Rng(settings.seed);
-  const pre = settings.preprocessing;
-  const inputShape = pre ? pre.inputShape : data.shape;
-  const stored = { images: data.images, shape: data.shape, count: data.labels.length };
-  const cropped = pre !== null && inputShape.some((v, k) => v !== data.shape[k]);
-  // Draws for the random views come from their own generator, so that the batches (and the
-  // weights) are the same with and without augmentation.
-  const viewRng = new Rng(settings.seed ^ 0xa5a5a5);
-  const centre = { flip: false, shift: 0, scale: 0 };
-  const view = (indices: Int32Array, random: boolean, out?: Float32Array): Float32Array => {
-    if (!pre || (!cropped && !(random && settings.augment))) return gatherImages(data, indices, out);
-    const a = random && settings.augment ? settings.augment : centre;
-    const images = augmentBatch(stored, pre, { rng: viewRng, indices, ...a }).images;
-    if (out) out.set(images);
-    return out ?? images;
-  };
-  const network = new DclS({ codeDims: layout.n, inputShape, seed: settings.seed, ...settings.network });
-  const sampler = new IdentityBatchSampler(data.labels, settings.identitiesPerBatch, settings.imagesPerIdentity, settings.singlesPerBatch, rng);
-  if (sampler.identitiesWithPairs < 2)
-    throw new DclError('E_ARG', `Expected at least 2 people with 2 or more images each in options.data.labels but received ${sampler.identitiesWithPairs}`);
-  const perEpoch = sampler.batchesPerEpoch;
-  const total = settings.steps ?? settings.epochs * perEpoch;
-  const warmup = settings.warmupSteps ?? Math.min(500, Math.floor(total * 0.05));
-  let schedule: Schedule;
-  if (settings.schedule === 'cosine') schedule = cosineSchedule({ totalSteps: total, warmupSteps: warmup });
-  else if (settings.schedule === 'step') schedule = stepSchedule({ stepSize: Math.max(1, Math.floor(total / 3)), gamma: 0.1 });
-  else schedule = warmup > 0 ? warmupSchedule(warmup) : constantSchedule();
-  calibrateOutputLayer(network, data, settings.seed, (indices) => view(indices, false));
+  const setup = prepareTraining(data, settings);
+  const { layout, inputShape, network, total, schedule, scalars } = setup;
   const params = network.parameters();
   const optimizer =
     settings.optimizer === 'sgd'
       ? new SGD(params, { lr: settings.learningRate, momentum: settings.momentum, weightDecay: settings.weightDecay, schedule })
       : new AdamW(params, { lr: settings.learningRate, weightDecay: settings.weightDecay, schedule });
-  // alpha and beta: two scalars with their own Adam (alpha kept positive through its logarithm).
-  const scalars = new ScalarAdam([Math.log(settings.alpha), settings.beta], settings.alphaBetaLearningRate);
 
   const [c, h, w] = inputShape;
-  const per = c * h * w;
-  // Batches vary in size (people with fewer than K images give fewer): room for the largest.
-  const maxBatch = settings.identitiesPerBatch * settings.imagesPerIdentity + settings.singlesPerBatch;
-  const batchImages = new Float32Array(maxBatch * per);
   let lastLoss = Number.NaN;
-  let windowStart = performance.now();
-  let windowImages = 0;
+  const progress = progressReporter(setup, settings, report);
   for (let step = 0; step < total; step++) {
-    if (shouldStop()) throw new DclError('E_ABORTED', `Training was aborted after ${step} of ${total} steps`);
-    const batch = sampler.next();
-    const count = batch.images.length;
-    view(batch.images, true, batchImages.subarray(0, count * per));
-    const x = new Var(new Tensor(batchImages.subarray(0, count * per), [count, c, h, w]));
+    if (shouldStop()) throw abortedError(step, total);
+    const { batch, count, images } = setup.nextBatch();
+    const x = new Var(new Tensor(images, [count, c, h, w]));
     const out = network.forward(x);
     const p = out.data;
     const gradP = new Float32Array(p.length);
@@ -501,38 +385,15 @@ export function trainLoop(
     const beta = scalars.values[1];
     const weights = settings.hardNegatives < 1 ? hardNegativeWeights(p, layout.n, batch, settings.hardNegatives) : batch.weights;
     const { loss, gradAlpha, gradBeta } = batchLoss(p, count, layout, settings, batch.pairs, batch.labels, weights, alpha, beta, gradP);
-    if (!Number.isFinite(loss)) throw new DclError('E_NATIVE', `Training diverged: the loss is ${loss} at step ${step}; lower options.learningRate`);
+    if (!Number.isFinite(loss)) throw divergedError(loss, step);
     optimizer.zeroGrad();
     backward(out, new Tensor(gradP, [count, layout.n]));
     optimizer.step();
     if (settings.learnAlphaBeta) scalars.step([gradAlpha * alpha, gradBeta]);
     lastLoss = loss;
-    windowImages += count;
-    if ((step + 1) % settings.progressEvery === 0 || step + 1 === total) {
-      const now = performance.now();
-      report({
-        epoch: Math.floor(step / perEpoch) + 1,
-        step: step + 1,
-        totalSteps: total,
-        loss,
-        alpha: Math.exp(scalars.values[0]),
-        beta: scalars.values[1],
-        imagesPerSecond: (windowImages * 1000) / Math.max(1e-6, now - windowStart),
-        learningRate: settings.learningRate * schedule(step),
-      });
-      windowStart = now;
-      windowImages = 0;
-    }
+    progress(step, count, loss);
   }
-  return {
-    state: network.foldedStateDict(),
-    alpha: Math.exp(scalars.values[0]),
-    beta: scalars.values[1],
-    steps: total,
-    finalLoss: lastLoss,
-    settings,
-    inputShape,
-  };
+  return trainResult(setup, settings, network.foldedStateDict(), lastLoss);
 }
 
 function modelFrom(result: TrainResult): Model {
