@@ -13,6 +13,7 @@
 import { DclError } from './errors.js';
 import { codesArray, parseLayout } from './codes.js';
 import type { LayoutLike } from './codes.js';
+import { checkPairBatch, pairGradScale, reducePairLosses } from './losses.js';
 import { native } from './native.js';
 import type { NativeCudaMemoryStats } from './native.js';
 import type { CudaCapabilities } from './runtime.js';
@@ -445,72 +446,10 @@ function finite(value: unknown, name: string): number {
   return value;
 }
 
-function perPair(value: unknown, count: number, name: string): Float32Array {
-  if (value === null || typeof value !== 'object' || typeof (value as { length?: unknown }).length !== 'number')
-    fail('E_ARG', `an array or typed array of ${count} numbers`, name, value);
-  const a = value as ArrayLike<unknown>;
-  if (a.length !== count) fail('E_SHAPE', `one value per pair (${count})`, name, value);
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    if (typeof a[i] !== 'number') fail('E_ARG', 'numbers', `${name}[${i}]`, a[i]);
-    out[i] = a[i] as number;
-  }
-  return out;
-}
-
+/** The pair batch of a CUDA pair loss: losses.ts's checks, with the reduction as a scale. */
 function pairBatch(o: Record<string, unknown>, images: number) {
-  let pairs: Int32Array;
-  if (o.pairs instanceof Int32Array) {
-    if (o.pairs.length === 0 || o.pairs.length % 2 !== 0) fail('E_SHAPE', 'an Int32Array [a0, b0, a1, b1, ...] of a non-zero, even length', 'options.pairs', o.pairs);
-    pairs = o.pairs;
-  } else if (Array.isArray(o.pairs) && o.pairs.length > 0) {
-    pairs = new Int32Array(2 * o.pairs.length);
-    o.pairs.forEach((pr: unknown, k: number) => {
-      if (!Array.isArray(pr) || pr.length !== 2) fail('E_ARG', 'a pair [a, b] of image indices', `options.pairs[${k}]`, pr);
-      pairs[2 * k] = Number.isInteger(pr[0]) ? pr[0] : -1;
-      pairs[2 * k + 1] = Number.isInteger(pr[1]) ? pr[1] : -1;
-    });
-  } else {
-    fail('E_ARG', 'an Int32Array [a0, b0, a1, b1, ...] or a non-empty array of [a, b] pairs', 'options.pairs', o.pairs);
-  }
-  for (let i = 0; i < pairs.length; i++)
-    if (pairs[i] < 0 || pairs[i] >= images)
-      throw new DclError('E_ARG', `Expected image indices from 0 to ${images - 1} for options.pairs but received ${pairs[i]} at index ${i} (pair ${i >> 1})`);
-  const count = pairs.length / 2;
-  const labels = perPair(o.labels, count, 'options.labels');
-  for (let k = 0; k < count; k++) if (labels[k] !== 1 && labels[k] !== -1) fail('E_ARG', '-1 (same person) or +1 (different people)', `options.labels[${k}]`, labels[k]);
-  let weights: Float32Array | null = null;
-  let weightSum = count;
-  if (o.weights !== undefined) {
-    weights = perPair(o.weights, count, 'options.weights');
-    weightSum = 0;
-    for (let k = 0; k < count; k++) {
-      if (!(weights[k] >= 0 && Number.isFinite(weights[k]))) fail('E_ARG', 'finite weights >= 0', `options.weights[${k}]`, weights[k]);
-      weightSum += weights[k];
-    }
-  }
-  const reduction = o.reduction ?? 'mean';
-  if (reduction !== 'mean' && reduction !== 'sum') fail('E_ARG', "'mean' or 'sum'", 'options.reduction', reduction);
-  if (reduction === 'mean' && !(weightSum > 0))
-    throw new DclError('E_ARG', 'Expected weights with a positive sum for options.weights (reduction mean) but received weights that sum to 0');
-  const gradients = o.gradients ?? true;
-  if (typeof gradients !== 'boolean') fail('E_ARG', 'a boolean', 'options.gradients', gradients);
-  const gradOutput = o.gradOutput === undefined ? 1 : finite(o.gradOutput, 'options.gradOutput');
-  return {
-    pairs,
-    labels,
-    weights,
-    count,
-    gradients,
-    alpha: finite(o.alpha, 'options.alpha'),
-    beta: finite(o.beta, 'options.beta'),
-    reduce(values: Float64Array): number {
-      let s = 0;
-      for (let k = 0; k < count; k++) s += (weights ? weights[k] : 1) * values[k];
-      return reduction === 'mean' ? s / weightSum : s;
-    },
-    scale: reduction === 'mean' ? gradOutput / weightSum : gradOutput,
-  };
+  const b = checkPairBatch(o, images);
+  return { ...b, reduce: (values: Float64Array) => reducePairLosses(b, values), scale: pairGradScale(b) };
 }
 
 function checkRange(t: Tensor, name: string, ok: (v: number) => boolean, expected: string): void {

@@ -147,7 +147,8 @@ function perPairFloats(value: unknown, count: number, name: string): Float32Arra
   return out;
 }
 
-interface Batch {
+/** A validated pair batch (pairs, labels, weights and the reduction) of a pair-loss call. */
+export interface CheckedPairBatch {
   pairs: Int32Array;
   labels: Float32Array;
   weights: Float32Array | null;
@@ -160,7 +161,8 @@ interface Batch {
   gradients: boolean;
 }
 
-function batchOptions(o: Record<string, unknown>, images: number): Batch {
+/** Checks the pair-batch options shared by the pair losses (here and on CUDA, lib/cuda.ts). */
+export function checkPairBatch(o: Record<string, unknown>, images: number): CheckedPairBatch {
   const pairs = pairsArray(o.pairs, images, 'options.pairs');
   const count = pairs.length / 2;
   const labels = perPairFloats(o.labels, count, 'options.labels');
@@ -204,13 +206,15 @@ function checkValues(t: Tensor, name: string, check: (v: number) => boolean, exp
   }
 }
 
-function reduce(b: Batch, perPair: Float64Array): number {
+/** The weighted sum or mean of per-pair losses, by the batch's reduction. */
+export function reducePairLosses(b: CheckedPairBatch, perPair: Float64Array): number {
   let s = 0;
   for (let k = 0; k < b.count; k++) s += (b.weights ? b.weights[k] : 1) * perPair[k];
   return b.reduction === 'mean' ? s / b.weightSum : s;
 }
 
-function gradScale(b: Batch): number {
+/** The factor d(reduced loss)/d(per-pair loss) before weights: gradOutput over the weight sum for a mean. */
+export function pairGradScale(b: CheckedPairBatch): number {
   return b.reduction === 'mean' ? b.gradOutput / b.weightSum : b.gradOutput;
 }
 
@@ -229,13 +233,13 @@ export function hammingDpLoss(options: HammingDpLossOptions): HammingDpLossResul
   if (n > MAX_DP_BITS)
     throw new DclError('E_SHAPE', `Expected at most ${MAX_DP_BITS} bits per code for options.p but received shape [${p.shape.join(', ')}]`);
   checkValues(p, 'options.p', (v) => v >= 0 && v <= 1, 'probabilities in [0, 1]');
-  const b = batchOptions(o, images);
+  const b = checkPairBatch(o, images);
   const perPair = new Float64Array(b.count);
   const gradP = b.gradients ? new Tensor(allocateFloats(images * n), [images, n]) : null;
   const scalars = b.gradients ? new Float64Array(2) : null;
-  native.hammingDp(p.data, gradP ? gradP.data : null, b.pairs, b.labels, b.weights, perPair, scalars, [images, n, b.count], b.alpha, b.beta, gradScale(b));
+  native.hammingDp(p.data, gradP ? gradP.data : null, b.pairs, b.labels, b.weights, perPair, scalars, [images, n, b.count], b.alpha, b.beta, pairGradScale(b));
   return {
-    loss: reduce(b, perPair),
+    loss: reducePairLosses(b, perPair),
     perPair,
     gradP,
     gradAlpha: scalars ? scalars[0] : Number.NaN,
@@ -262,7 +266,7 @@ export function pairL1Loss(options: PairL1LossOptions): PairL1LossResult {
   const [images, n] = values.shape;
   checkValues(values, 'options.values', Number.isFinite, 'finite values');
   if (signs !== values) checkValues(signs, 'options.signs', Number.isFinite, 'finite values');
-  const b = batchOptions(o, images);
+  const b = checkPairBatch(o, images);
   const perPair = new Float64Array(b.count);
   const gradValues = b.gradients ? new Tensor(allocateFloats(images * n), [images, n]) : null;
   const scalars = b.gradients ? new Float64Array(2) : null;
@@ -278,10 +282,10 @@ export function pairL1Loss(options: PairL1LossOptions): PairL1LossResult {
     [images, n, b.count],
     b.alpha,
     b.beta,
-    gradScale(b),
+    pairGradScale(b),
   );
   return {
-    loss: reduce(b, perPair),
+    loss: reducePairLosses(b, perPair),
     perPair,
     gradValues,
     gradAlpha: scalars ? scalars[0] : Number.NaN,
