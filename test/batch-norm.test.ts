@@ -182,12 +182,20 @@ test('hardNegativeWeights: all same pairs, the closest fraction of different pai
   assert.ok(Math.abs(same - 0.5) < 1e-6 && Math.abs(different - 0.5) < 1e-6);
 });
 
-test('train() validates hardNegatives', async () => {
+test('train() validates hardNegatives, network.codeNorm and network.gain', async () => {
   const faces = syntheticFaces({ identities: 4, imagesPerIdentity: 2, size: 32, seed: 1 });
-  for (const bad of [0, 1.5, -1, Number.NaN])
-    await train({ data: faces, hardNegatives: bad, steps: 1 }).then(
-      () => assert.unreachable(`hardNegatives ${bad} was accepted`),
-      (e) => assert.match(e.message, /options.hardNegatives/),
+  const cases: [Record<string, unknown>, RegExp][] = [
+    ...[0, 1.5, -1, Number.NaN].map((bad): [Record<string, unknown>, RegExp] => [{ hardNegatives: bad }, /options.hardNegatives/]),
+    ...[-1, 101, 'on'].map((bad): [Record<string, unknown>, RegExp] => [{ network: { codeNorm: bad } }, /options.network.codeNorm/]),
+    ...[0, -2, Number.POSITIVE_INFINITY].map((bad): [Record<string, unknown>, RegExp] => [{ network: { gain: bad } }, /options.network.gain/]),
+  ];
+  for (const [extra, pattern] of cases)
+    await train({ data: faces, steps: 1, ...extra }).then(
+      () => assert.unreachable(`${JSON.stringify(extra)} was accepted`),
+      (e) => {
+        assert.is(e.code, 'E_ARG');
+        assert.match(e.message, pattern);
+      },
     );
 });
 
