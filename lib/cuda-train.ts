@@ -25,7 +25,10 @@ import { abortedError, divergedError, prepareTraining, progressReporter, trainRe
 import type { TrainData, TrainProgress, TrainResult, TrainSettings } from './train.js';
 import { cudaAvailable, requireCuda } from './cuda.js';
 import { DclError } from './errors.js';
+import { averageInPlace, mirrorImages } from './model.js';
 import type { Model } from './model.js';
+import { quantize } from './codes.js';
+import { Tensor } from './tensor.js';
 import { native } from './native.js';
 import { AbsTanh, AbsTanhMaxPool2d, Conv2d, DclS, Flatten, Identity, Linear, MaxPool2d, Sigmoid } from './nn.js';
 import type { Module } from './nn.js';
@@ -557,12 +560,26 @@ export class DeviceEncoder {
   codes(images: Float32Array, count: number): Int32Array {
     const ops = this.ops;
     const [c, h, w] = this.model.architecture.inputShape;
+    if (this.model.encoding.mirrorAverage) {
+      // Both passes' outputs come back and are averaged and quantised here, as Model.codesOf does.
+      const p = this.probabilities(images.subarray(0, count * c * h * w), count);
+      averageInPlace(p, this.probabilities(mirrorImages(images, count, [c, h, w]), count));
+      return quantize(new Tensor(p, [count, this.layout.n]), this.model.layout);
+    }
     ops.upload(this.net.input, images.subarray(0, count * c * h * w));
     this.net.forward(count);
     ops.quantizePack(this.net.output, this.codesBuffer, [count, this.layout.n, this.layout.q]);
     const out = new Int32Array(count);
     ops.download(this.codesBuffer, out);
     return out;
+  }
+
+  private probabilities(images: Float32Array, count: number): Float32Array {
+    this.ops.upload(this.net.input, images);
+    this.net.forward(count);
+    const p = new Float32Array(count * this.layout.n);
+    this.ops.download(this.net.output, p);
+    return p;
   }
 
   dispose(): void {

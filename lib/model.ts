@@ -13,7 +13,8 @@ import { Tensor } from './tensor.js';
 import { describe } from './validate.js';
 
 export const MODEL_FORMAT = 'dcl-native-model';
-export const MODEL_FORMAT_VERSION = 1;
+/** Version 2 added 'dcl.encoding' (mirror averaging); version 1 files read as mirrorAverage false. */
+export const MODEL_FORMAT_VERSION = 2;
 export const LIBRARY_VERSION = '0.1.0';
 
 export type TrainMethod = 'rounding' | 'dp' | 'std' | 'float';
@@ -36,6 +37,17 @@ export interface ModelInfo {
   preprocessing: Preprocessing;
   /** Training summary: steps, final loss, seed, options... (JSON-safe). */
   training: Record<string, unknown>;
+  /** How images become codes beyond the network itself (default: plain forward pass). */
+  encoding?: ModelEncoding;
+}
+
+export interface ModelEncoding {
+  /**
+   * Average the network's outputs for each image and its left-right mirror before quantising
+   * (test-time flip averaging: one code per face, twice the encoding work). Faces are roughly
+   * symmetric and training sees mirrored views, so the average is a steadier estimate.
+   */
+  mirrorAverage: boolean;
 }
 
 export class Model {
@@ -46,6 +58,7 @@ export class Model {
   beta: number;
   readonly preprocessing: Preprocessing;
   readonly training: Record<string, unknown>;
+  readonly encoding: Readonly<ModelEncoding>;
 
   constructor(network: DclS, info: ModelInfo) {
     if (!(network instanceof DclS)) throw new DclError('E_ARG', `Expected a DclS network for network but received ${describe(network)}`);
@@ -58,14 +71,27 @@ export class Model {
     this.beta = info.beta;
     this.preprocessing = info.preprocessing;
     this.training = info.training;
+    const mirrorAverage = info.encoding?.mirrorAverage ?? false;
+    if (typeof mirrorAverage !== 'boolean') throw new DclError('E_ARG', `Expected a boolean for encoding.mirrorAverage but received ${describe(mirrorAverage)}`);
+    this.encoding = Object.freeze({ mirrorAverage });
   }
 
   get architecture(): DclSConfig {
     return this.network.config;
   }
 
-  /** f_model(x) in (0, 1): [N, n] for images [N, C, H, W] (already preprocessed), no gradients. */
+  /**
+   * f_model(x) in (0, 1): [N, n] for images [N, C, H, W] (already preprocessed), no gradients;
+   * with encoding.mirrorAverage, the mean of f_model(x) and f_model(mirror(x)).
+   */
   probabilities(images: Float32Array, count: number): Float32Array {
+    const p = this.networkProbabilities(images, count);
+    if (!this.encoding.mirrorAverage) return p;
+    return averageInPlace(p, this.networkProbabilities(mirrorImages(images, count, this.architecture.inputShape), count));
+  }
+
+  /** f_model(x) alone, whatever encoding.mirrorAverage says. */
+  networkProbabilities(images: Float32Array, count: number): Float32Array {
     const [c, h, w] = this.architecture.inputShape;
     return inference(() => this.network.forward(new Var(new Tensor(images, [count, c, h, w]))).data.slice());
   }
@@ -98,11 +124,29 @@ export class Model {
       'dcl.beta': String(this.beta),
       'dcl.preprocessing': JSON.stringify(this.preprocessing),
       'dcl.training': JSON.stringify(this.training),
+      'dcl.encoding': JSON.stringify(this.encoding),
       'dcl.sha256': sha256Hex([data]),
     };
     const encoded = encodeSafetensors(tensors, metadata);
     writeFileAtomic(path, [encoded.header, encoded.data]);
   }
+}
+
+/** Left-right mirror of `count` images [C, H, W] (a new array). */
+export function mirrorImages(images: Float32Array, count: number, shape: readonly [number, number, number]): Float32Array {
+  const [c, h, w] = shape;
+  const out = new Float32Array(count * c * h * w);
+  for (let row = 0; row < count * c * h; row++) {
+    const at = row * w;
+    for (let x = 0; x < w; x++) out[at + x] = images[at + w - 1 - x];
+  }
+  return out;
+}
+
+/** a = (a + b) / 2, elementwise; returns a. */
+export function averageInPlace(a: Float32Array, b: Float32Array): Float32Array {
+  for (let i = 0; i < a.length; i++) a[i] = (a[i] + b[i]) / 2;
+  return a;
 }
 
 function formatError(file: string, what: string): never {
@@ -170,6 +214,12 @@ export function loadModelSync(path: string): Model {
   if (preprocessing === null || typeof preprocessing !== 'object' || !Array.isArray(preprocessing.inputShape))
     formatError(path, 'the preprocessing metadata is invalid');
   const training = (parseJson(path, 'dcl.training', metadata['dcl.training'] ?? '{}') ?? {}) as Record<string, unknown>;
+  let encoding: ModelEncoding = { mirrorAverage: false };
+  if (version >= 2) {
+    const e = parseJson(path, 'dcl.encoding', metadata['dcl.encoding']) as Partial<ModelEncoding> | null;
+    if (e === null || typeof e !== 'object' || typeof e.mirrorAverage !== 'boolean') formatError(path, 'the encoding metadata is invalid');
+    encoding = { mirrorAverage: e.mirrorAverage };
+  }
   return new Model(network, {
     layout,
     method: method as TrainMethod,
@@ -177,5 +227,6 @@ export function loadModelSync(path: string): Model {
     beta: finiteMeta(path, 'dcl.beta', metadata['dcl.beta']),
     preprocessing,
     training,
+    encoding,
   });
 }

@@ -140,6 +140,8 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
   const out = typeof o.out === 'string' ? o.out : 'dcl-reproduce';
   const saveModels = o.saveModels !== false;
   const extra = plainObject(o.train, 'options.train');
+  // Every model encodes a face as the mean of it and its mirror unless options.train says not.
+  const mirrorAverage = (extra.mirrorAverage as boolean | undefined) ?? true;
   const pre = resolvePreprocessing({ ...LFW_PREPROCESSING, ...plainObject(o.preprocessing, 'options.preprocessing') }, 'options.preprocessing');
   const signal = o.signal as AbortSignal | undefined;
   const emit = (e: ReproduceEvent) => (o.onEvent as ReproduceOptions['onEvent'])?.(e);
@@ -202,6 +204,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
           epochs,
           seed,
           singlesPerBatch: (extra.singlesPerBatch as number | undefined) ?? 16,
+          mirrorAverage,
           signal,
           onProgress: (progress) => emit({ kind: 'train', row: row.id, fold, progress }),
         });
@@ -238,7 +241,15 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
   }
   const rowResults = [...results.values()];
   const seconds = (performance.now() - t0) / 1e3;
-  let markdown = reportMarkdown(protocol, rowResults, { epochs, seconds, trainImages, folds: splits.length, lfw: location.root });
+  let markdown = reportMarkdown(protocol, rowResults, {
+    epochs,
+    seconds,
+    trainImages,
+    folds: splits.length,
+    lfw: location.root,
+    preprocessing: pre,
+    mirrorAverage,
+  });
   const searchFiles: string[] = [];
   if (searchModel !== null) {
     emit({ kind: 'note', message: 'search experiment: encoding all LFW faces with the 8x4 model' });
@@ -327,13 +338,16 @@ const pct = (v: number) => (100 * v).toFixed(1);
 function reportMarkdown(
   protocol: string,
   rows: RowResult[],
-  info: { epochs: number; seconds: number; trainImages: number[]; folds: number; lfw: string },
+  info: { epochs: number; seconds: number; trainImages: number[]; folds: number; lfw: string; preprocessing: ImagePreprocessing; mirrorAverage: boolean },
 ): string {
+  const [, h, w] = info.preprocessing.inputShape;
+  const input = `${h}x${w} ${info.preprocessing.color === 'gray' ? 'grey' : 'colour'} crops${info.preprocessing.crop ? ` of the box (${info.preprocessing.crop.join(', ')})` : ''}`;
   const float = rows.find((r) => r.row.id === 'float32');
   const lines = [
     `# LFW verification, ${protocol === 'view1' ? 'View 1 (train peopleDevTrain, test pairsDevTest)' : `View 2, unrestricted protocol, ${info.folds} fold${info.folds > 1 ? 's' : ''}`}`,
     '',
-    `Trained on LFW only (${info.trainImages.join(' / ')} training images${info.trainImages.length > 1 ? ' per fold' : ''}), ${info.epochs} epochs per model, DCL-S on 64x64 grey crops; ` +
+    `Trained on LFW only (${info.trainImages.join(' / ')} training images${info.trainImages.length > 1 ? ' per fold' : ''}), ${info.epochs} epochs per model, DCL-S on ${input}` +
+      `${info.mirrorAverage ? ', each face encoded as the mean of the network outputs for it and its mirror image' : ''}; ` +
       `the paper trained on about 630,000 outside faces, so its figures are an upper reference, not a like-for-like comparison. ` +
       `Total time ${(info.seconds / 60).toFixed(1)} min.`,
     '',

@@ -129,6 +129,12 @@ export interface TrainOptions {
    */
   augment?: boolean | { flip?: boolean; shift?: number; scale?: number };
   /**
+   * The model encodes each image as the average of its outputs for the image and its mirror
+   * (Model.encoding.mirrorAverage; twice the encoding work). Default false; `dcl reproduce` turns
+   * it on (README, "Results on LFW").
+   */
+  mirrorAverage?: boolean;
+  /**
    * Where the loop runs (lib/cuda-train.ts): 'cpu', 'cuda' (E_CUDA with the reason when CUDA is
    * not usable) or 'auto' (CUDA when capabilities().cuda.usable, else the CPU). Default: the
    * DCL_DEVICE environment variable, else 'cpu'.
@@ -143,6 +149,7 @@ const OPTION_KEYS = [
   'data', 'layout', 'method', 'alpha', 'beta', 'learnAlphaBeta', 'alphaBetaLearningRate', 'omega', 'epochs', 'steps',
   'identitiesPerBatch', 'imagesPerIdentity', 'singlesPerBatch', 'hardNegatives', 'optimizer', 'learningRate', 'momentum', 'weightDecay',
   'schedule', 'warmupSteps', 'seed', 'network', 'onProgress', 'progressEvery', 'signal', 'worker', 'preprocessing', 'augment',
+  'mirrorAverage',
 ] as const;
 
 function num(value: unknown, name: string, fallback: number, lo: number, hi: number, integer = false): number {
@@ -182,6 +189,7 @@ export interface TrainSettings {
   preprocessing: ImagePreprocessing | null;
   /** Random views per batch, or null (centre crops of stored images, or the images as they are). */
   augment: { flip: boolean; shift: number; scale: number } | null;
+  mirrorAverage: boolean;
 }
 
 function checkData(value: unknown): TrainData {
@@ -221,7 +229,7 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
   for (const key of ['onProgress'] as const)
     if (o[key] !== undefined && typeof o[key] !== 'function') throw new DclError('E_ARG', `Expected a function for options.${key} but received ${describe(o[key])}`);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new DclError('E_ARG', `Expected an AbortSignal for options.signal but received ${describe(o.signal)}`);
-  for (const key of ['learnAlphaBeta', 'worker'] as const)
+  for (const key of ['learnAlphaBeta', 'worker', 'mirrorAverage'] as const)
     if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new DclError('E_ARG', `Expected a boolean for options.${key} but received ${describe(o[key])}`);
   const optimizer = (o.optimizer ?? 'adamw') as 'adamw' | 'sgd';
   if (!['adamw', 'sgd'].includes(optimizer)) throw new DclError('E_ARG', `Expected 'adamw' or 'sgd' for options.optimizer but received ${describe(o.optimizer)}`);
@@ -260,6 +268,7 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     progressEvery: num(o.progressEvery, 'options.progressEvery', 10, 1, 1e9, true),
     preprocessing: null,
     augment: null,
+    mirrorAverage: (o.mirrorAverage as boolean | undefined) ?? false,
   };
   if (o.preprocessing !== undefined) {
     const pre = resolvePreprocessing(o.preprocessing as PreprocessingOptions, 'options.preprocessing');
@@ -408,6 +417,7 @@ function modelFrom(result: TrainResult): Model {
     beta: result.beta,
     preprocessing: result.settings.preprocessing ?? { inputShape: result.inputShape, normalize: 'none' },
     training: { ...result.settings, steps: result.steps, finalLoss: result.finalLoss, libraryVersion: LIBRARY_VERSION },
+    encoding: { mirrorAverage: result.settings.mirrorAverage },
   });
 }
 

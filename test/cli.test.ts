@@ -11,7 +11,7 @@ import { commandHelp, main, parseOptions, UsageError } from '../lib/cli.js';
 import type { Output } from '../lib/cli.js';
 import { COMMANDS } from '../lib/commands.js';
 import { binOccupancy } from '../lib/demo.js';
-import { loadModel } from '../lib/model.js';
+import { loadModel, loadModelSync } from '../lib/model.js';
 import { syntheticFaces } from '../lib/synthetic.js';
 
 const test = suite('cli');
@@ -187,6 +187,11 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   const model = path.join(tmp, 'lfw.safetensors');
   const t = await run('train', '--lfw', root, '--steps', '2', '--layout', '16x2', '--cache', cache, '--out', model);
   assert.is(t.code, 0, t.stderr);
+  assert.is(loadModelSync(model).encoding.mirrorAverage, false);
+  const mirrored = path.join(tmp, 'lfw-mirror.safetensors');
+  const tm = await run('train', '--lfw', root, '--steps', '1', '--layout', '16x2', '--mirror', '--cache', cache, '--out', mirrored);
+  assert.is(tm.code, 0, tm.stderr);
+  assert.is(loadModelSync(mirrored).encoding.mirrorAverage, true);
   const e = await run('eval', '--model', model, '--lfw', root, '--cache', cache);
   assert.is(e.code, 0, e.stderr);
   assert.match(e.stdout, /pairs: 8 same, 8 different/);
@@ -202,6 +207,9 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /\| 8x4, rounding \| Figure 4 \| \d+\.\d \+- \d+\.\d \| 91\.4 \|/);
   assert.match(r.stdout, /PCA to 32 dims/);
+  // Mirror averaging is on by default in reproduce, said in the report and saved in the models.
+  assert.match(r.stdout, /each face encoded as the mean of the network outputs for it and its mirror image/);
+  assert.is(loadModelSync(path.join(out, 'models', '8x4-rounding-view1.safetensors')).encoding.mirrorAverage, true);
   for (const f of ['reproduce-view1.md', 'reproduce-view1.json', 'figure4-view1.svg', 'search-8x4.md', 'search-8x4.svg', 'gender-view1.md'])
     assert.ok(fs.existsSync(path.join(out, f)), f);
   assert.match(r.stdout, /Gender from 8x4 face codes/);

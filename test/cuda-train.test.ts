@@ -257,9 +257,9 @@ test('device program on the host: stops at the next step when asked (E_ABORTED),
   assert.is(ops.live(), 0);
 });
 
-test('device encoder on the host: the CPU codes bit for bit, over batch boundaries, for every layout', () => {
-  for (const layout of ['16x2', '32x1', '4x8']) {
-    const model = trainSync(options({ layout, steps: 3 }));
+test('device encoder on the host: the CPU codes bit for bit, over batch boundaries, for every layout, with mirror averaging', () => {
+  for (const [layout, mirrorAverage] of [['16x2', false], ['32x1', false], ['4x8', false], ['8x4', true]] as const) {
+    const model = trainSync(options({ layout, steps: 3, mirrorAverage }));
     const cpu = encodeSync(model, data, { batchSize: 7 });
     const ops = hostOps();
     const encoder = new DeviceEncoder(model, 7, ops);
@@ -274,8 +274,8 @@ test('device encoder on the host: the CPU codes bit for bit, over batch boundari
     encoder.dispose();
     assert.equal(out, cpu, layout);
     assert.is(ops.live(), 0);
-    // Per batch: the images in, the codes out.
-    assert.is(ops.traffic.down, count * 4);
+    // Per batch: the images in, the codes out (with mirror averaging: both passes' outputs).
+    assert.is(ops.traffic.down, mirrorAverage ? 2 * count * model.layout.n * 4 : count * 4);
   }
 });
 

@@ -10,7 +10,8 @@ import { loadModelSync } from '../lib/model.js';
 import { encode, encodeSync, train, trainSync } from '../lib/train.js';
 import type { TrainOptions, TrainProgress } from '../lib/train.js';
 import { syntheticFaces } from '../lib/synthetic.js';
-import { codeDistance } from '../lib/codes.js';
+import { codeDistance, quantize } from '../lib/codes.js';
+import { Tensor } from '../lib/tensor.js';
 import { augmentBatch, loadDataset, loadImages, resolvePreprocessing } from '../lib/images.js';
 import sharp from 'sharp';
 
@@ -271,6 +272,52 @@ test('encode(model, files) decodes as the model was trained and matches encoding
     assert.is((e as DclError).code, 'E_ARG');
     assert.match((e as DclError).message, /trained on arrays/);
   }
+});
+
+test('mirrorAverage: codes quantise the mean of the image and its mirror, survive save / load, and old files read as off', async () => {
+  const plain = trainSync(options({ steps: 6, layout: '8x4' }));
+  const mirrored = trainSync(options({ steps: 6, layout: '8x4', mirrorAverage: true }));
+  assert.is(plain.encoding.mirrorAverage, false);
+  assert.is(mirrored.encoding.mirrorAverage, true);
+  // Same options and seed: the same weights, so the only difference is the encoding.
+  const [c, h, w] = data.shape;
+  const count = data.labels.length;
+  const flipped = new Float32Array(data.images.length);
+  for (let row = 0; row < count * c * h; row++) for (let x = 0; x < w; x++) flipped[row * w + x] = data.images[row * w + w - 1 - x];
+  const p = plain.probabilities(data.images, count);
+  const q = plain.probabilities(flipped, count);
+  const mean = Float32Array.from(p, (v, i) => (v + q[i]) / 2);
+  const expected = quantize(new Tensor(mean, [count, 8]), '8x4');
+  const codes = encodeSync(mirrored, { images: data.images, shape: data.shape });
+  assert.equal(Array.from(codes), Array.from(expected));
+  // A face and its mirror get the same code.
+  assert.equal(Array.from(encodeSync(mirrored, { images: flipped, shape: data.shape })), Array.from(codes));
+  assert.ok(Array.from(codes).some((v, i) => v !== encodeSync(plain, { images: data.images, shape: data.shape })[i]), 'mirror averaging changed no code');
+  const file = path.join(dir, 'mirror.safetensors');
+  await mirrored.save(file);
+  const loaded = loadModelSync(file);
+  assert.is(loaded.encoding.mirrorAverage, true);
+  assert.equal(Array.from(await encode(loaded, { images: data.images, shape: data.shape }, { batchSize: 5 })), Array.from(codes));
+  // A version-1 file (written before 'dcl.encoding' existed) reads as a plain forward pass; a
+  // version-2 file without a valid entry is an error.
+  const rewrite = (name: string, edit: (meta: Record<string, string>) => void) => {
+    const bytes = fs.readFileSync(file);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+    edit(header.__metadata__);
+    const text = Buffer.from(JSON.stringify(header));
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(BigInt(text.length));
+    const out = path.join(dir, name);
+    fs.writeFileSync(out, Buffer.concat([length, text, bytes.subarray(8 + n)]));
+    return out;
+  };
+  const v1 = loadModelSync(rewrite('v1.safetensors', (m) => { m['dcl.format_version'] = '1'; delete m['dcl.encoding']; }));
+  assert.is(v1.encoding.mirrorAverage, false);
+  expectCode(() => loadModelSync(rewrite('bad-enc.safetensors', (m) => { m['dcl.encoding'] = '{"mirrorAverage":"yes"}'; })), 'E_FORMAT', /encoding/);
+  expectCode(() => loadModelSync(rewrite('no-enc.safetensors', (m) => { delete m['dcl.encoding']; })), 'E_FORMAT', /encoding/);
+  expectCode(() => loadModelSync(rewrite('v3.safetensors', (m) => { m['dcl.format_version'] = '3'; })), 'E_FORMAT', /version 3/);
+  expectCode(() => trainSync(options({ steps: 1, mirrorAverage: 1 as unknown as boolean })), 'E_ARG', /mirrorAverage/);
 });
 
 test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
