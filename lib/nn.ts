@@ -424,8 +424,8 @@ export class BatchNorm1d extends Module {
   /** The learnable scale and shift (null without affine). */
   readonly gamma: Var | null;
   readonly beta: Var | null;
-  /** The fixed scale when not affine. */
-  readonly scale: number;
+  /** The fixed scale when not affine (a training schedule may change it between steps). */
+  scale: number;
   readonly runningMean: Float64Array;
   readonly runningVar: Float64Array;
   readonly eps = 1e-5;
@@ -452,6 +452,13 @@ export class BatchNorm1d extends Module {
   /** The scale and shift of feature j (the parameters, or the fixed scale and 0). */
   affineOf(j: number): [number, number] {
     return this.gamma && this.beta ? [this.gamma.data[j], this.beta.data[j]] : [this.scale, 0];
+  }
+
+  /** The eval-mode map of feature j as y = k x + c (from the running statistics), for folding. */
+  evalMap(j: number): [number, number] {
+    const [gamma, beta] = this.affineOf(j);
+    const k = gamma / Math.sqrt(this.runningVar[j] + this.eps);
+    return [k, beta - k * this.runningMean[j]];
   }
 
   forward(x: VarLike): Var {
@@ -676,7 +683,8 @@ export class DclS extends Module {
   /**
    * The parameters of the plain DclS (no codeNorm) that computes what this network computes in
    * eval mode: the code normalisation, with its running statistics, folded into the Linear before
-   * it (w' = k w, b' = k (b - mean) with k = codeNorm / sqrt(var + eps)).
+   * it (w' = k w, b' = k (b - mean) with k = codeNorm / sqrt(var + eps), codeNorm being the
+   * spread of the last step when a schedule changed it).
    */
   foldedStateDict(): Record<string, NamedArray> {
     const state = this.stateDict();
@@ -688,12 +696,23 @@ export class DclS extends Module {
     const bias = state['classifier.2.bias'].data;
     const inF = fcCode.weight.shape[1];
     for (let j = 0; j < norm.features; j++) {
-      const [gamma, beta] = norm.affineOf(j);
-      const k = gamma / Math.sqrt(norm.runningVar[j] + norm.eps);
+      const [k, shift] = norm.evalMap(j);
       for (let q = 0; q < inF; q++) weight[j * inF + q] *= k;
-      bias[j] = k * (bias[j] - norm.runningMean[j]) + beta;
+      bias[j] = k * bias[j] + shift;
     }
     return state;
+  }
+
+  /**
+   * Sets the code normalisation's spread for the steps that follow (a schedule that sharpens the
+   * bits as training goes on; see TrainOptions network.codeNormEnd). Only on a network built with
+   * codeNorm > 0.
+   */
+  setCodeNorm(spread: number): void {
+    if (this.codeNorm === 0) throw new DclError('E_ARG', 'Expected a DclS built with options.codeNorm > 0 for setCodeNorm but it has no code normalisation');
+    if (typeof spread !== 'number' || !Number.isFinite(spread) || spread <= 0 || spread > 100)
+      throw new DclError('E_ARG', `Expected a number above 0 and at most 100 for spread but received ${describe(spread)}`);
+    (this.classifier.children()[3][1] as BatchNorm1d).scale = spread;
   }
 
   /** x: [N, C, H, W] images of the configured inputShape; returns f_model(x): [N, codeDims] in (0, 1). */

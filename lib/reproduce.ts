@@ -97,6 +97,21 @@ export interface RowResult {
   trainSeconds: number[];
   /** Distinct codes among the test images (quantized rows), per model. */
   distinctCodes: number[];
+  /** The row's own training settings beyond the shared ones (trainingNote), '' for none. */
+  training: string;
+}
+
+/**
+ * The settings a row's method and layout chose by default that set it apart from the other rows:
+ * code normalisation (fixed or rising spread) and the std term's omega.
+ */
+export function trainingNote(training: Record<string, unknown>): string {
+  const parts: string[] = [];
+  const network = (training.network ?? {}) as { codeNorm?: number; codeNormEnd?: number };
+  if ((network.codeNorm ?? 0) > 0)
+    parts.push(network.codeNormEnd === undefined ? `code normalisation ${network.codeNorm}` : `code normalisation ${network.codeNorm} rising to ${network.codeNormEnd}`);
+  if (training.method === 'std') parts.push(`omega ${training.omega}`);
+  return parts.join(', ');
 }
 
 export interface ReproduceReport {
@@ -157,7 +172,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
 
   const splits: LfwSplit[] =
     protocol === 'view1' ? [lfwView1Split(location)] : Array.from({ length: folds }, (_, k) => lfwView2Split(location, k));
-  const results = new Map<string, RowResult>(rows.map((r) => [r.id, { row: r, folds: [], mean: NaN, std: NaN, trainSeconds: [], distinctCodes: [] }]));
+  const results = new Map<string, RowResult>(rows.map((r) => [r.id, { row: r, folds: [], mean: NaN, std: NaN, trainSeconds: [], distinctCodes: [], training: '' }]));
   const trainImages: number[] = [];
   // The View 1 8x4 model also runs the search experiment (lib/search-eval.ts) at the end.
   let searchModel: Model | null = null;
@@ -215,6 +230,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
           onProgress: (progress) => emit({ kind: 'train', row: row.id, fold, progress }),
         });
         result.trainSeconds.push((performance.now() - rowStart) / 1e3);
+        result.training = trainingNote(model.training);
         if (protocol === 'view1' && row.id === '8x4-rounding') searchModel = model;
         if (saveModels) {
           fs.mkdirSync(path.join(out, 'models'), { recursive: true });
@@ -357,15 +373,15 @@ function reportMarkdown(
       `the paper trained on about 630,000 outside faces, so its figures are an upper reference, not a like-for-like comparison. ` +
       `Total time ${(info.seconds / 60).toFixed(1)} min.`,
     '',
-    '| row | source | accuracy % (mean +- std) | paper % | vs float | distinct test codes | train s / model |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    '| row | source | accuracy % (mean +- std) | paper % | vs float | distinct test codes | train s / model | row-specific training |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of rows) {
     const vsFloat = float && r !== float && r.row.method !== 'pca' ? `${(100 * (r.mean - float.mean)).toFixed(1)}` : '';
     const distinct = r.distinctCodes.length ? Math.round(r.distinctCodes.reduce((a, v) => a + v, 0) / r.distinctCodes.length).toString() : '';
     const secs = r.trainSeconds.length ? (r.trainSeconds.reduce((a, v) => a + v, 0) / r.trainSeconds.length).toFixed(0) : '';
     lines.push(
-      `| ${r.row.label} | ${r.row.source} | ${pct(r.mean)} +- ${pct(r.std)} | ${r.row.paper === null ? '-' : r.row.paper.toFixed(1)} | ${vsFloat} | ${distinct} | ${secs} |`,
+      `| ${r.row.label} | ${r.row.source} | ${pct(r.mean)} +- ${pct(r.std)} | ${r.row.paper === null ? '-' : r.row.paper.toFixed(1)} | ${vsFloat} | ${distinct} | ${secs} | ${r.training} |`,
     );
   }
   lines.push(

@@ -155,7 +155,9 @@ export function prepareTraining(data: TrainData, settings: TrainSettings): Train
     if (out) out.set(images);
     return out ?? images;
   };
-  const network = new DclS({ codeDims: layout.n, inputShape, seed: settings.seed, ...settings.network });
+  // codeNormEnd is a schedule the training loop applies (codeNormAt), not part of the network.
+  const { codeNormEnd: _schedule, ...networkOptions } = settings.network;
+  const network = new DclS({ codeDims: layout.n, inputShape, seed: settings.seed, ...networkOptions });
   const sampler = new IdentityBatchSampler(data.labels, settings.identitiesPerBatch, settings.imagesPerIdentity, settings.singlesPerBatch, rng);
   if (sampler.identitiesWithPairs < 2)
     throw new DclError('E_ARG', `Expected at least 2 people with 2 or more images each in options.data.labels but received ${sampler.identitiesWithPairs}`);

@@ -73,9 +73,9 @@ export interface TrainOptions {
   learnAlphaBeta?: boolean;
   alphaBetaLearningRate?: number;
   /**
-   * Weight of the standard-deviation term for method 'std' (default 0.01). The term is a sum over
+   * Weight of the standard-deviation term for method 'std' (default 0.1). The term is a sum over
    * the n outputs (up to n / 2), the pair loss about 0.7: with omega 1 the spread alone would
-   * drive training (seen on LFW: 32x1 std at omega 1 fell to 53% while rounding reached 64%).
+   * drive training (LFW View 1, 15 epochs, 32x1: omega 1 53%, 0.1 64.3%, 0.01 60.7%, rounding 64.2%).
    */
   omega?: number;
   /** Passes over the identities (default 10). */
@@ -104,10 +104,12 @@ export interface TrainOptions {
   /**
    * The network: DCL-S with these sizes (defaults [32, 64, 128, 256], [5, 3, 3, 3], 256); the
    * initial weights' gain (default 1.5, see nn.initialize); codeNorm, the code normalisation
-   * during training (DclSOptions.codeNorm; default 1.7 for 'dp', 'std' and layouts with Q >= 8,
-   * 0 (off) otherwise).
+   * during training (DclSOptions.codeNorm; default 1.7 for 'dp' and layouts with Q >= 8, 0 (off)
+   * otherwise); codeNormEnd, the spread at the last step, reached geometrically from codeNorm, a continuation that sharpens
+   * the bits as training goes on (default 6 where codeNorm is on by default and not given,
+   * otherwise codeNorm: constant).
    */
-  network?: { channels?: number[]; kernels?: number[]; hidden?: number; codeNorm?: number; gain?: number };
+  network?: { channels?: number[]; kernels?: number[]; hidden?: number; codeNorm?: number; codeNormEnd?: number; gain?: number };
   /** Called after every `progressEvery` steps (default 10) and after the last. */
   onProgress?: (progress: TrainProgress) => void;
   progressEvery?: number;
@@ -142,8 +144,13 @@ export interface TrainOptions {
   device?: DeviceOption;
 }
 
-/** The standard deviation code normalisation holds pre-sigmoid values at, by default for 'dp', 'std' and Q >= 8. */
+/** The standard deviation code normalisation holds pre-sigmoid values at, by default for 'dp' and Q >= 8. */
 export const DEFAULT_CODE_NORM = 1.7;
+/**
+ * The spread the default code normalisation rises to by the last step (network.codeNormEnd): a
+ * continuation that sharpens the bits, so the DP's random bits end close to the codes it encodes.
+ */
+export const DEFAULT_CODE_NORM_END = 6;
 
 const OPTION_KEYS = [
   'data', 'layout', 'method', 'alpha', 'beta', 'learnAlphaBeta', 'alphaBetaLearningRate', 'omega', 'epochs', 'steps',
@@ -183,7 +190,7 @@ export interface TrainSettings {
   schedule: 'cosine' | 'constant' | 'step';
   warmupSteps: number | null;
   seed: number;
-  network: { channels?: number[]; kernels?: number[]; hidden?: number; codeNorm?: number; gain?: number };
+  network: { channels?: number[]; kernels?: number[]; hidden?: number; codeNorm?: number; codeNormEnd?: number; gain?: number };
   progressEvery: number;
   /** The image pipeline, or null for arrays made by the caller (the network takes data.shape). */
   preprocessing: ImagePreprocessing | null;
@@ -225,7 +232,7 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
   if (method === 'dp' && layout.q !== 1)
     throw new DclError('E_ARG', `Expected a binary layout (Q = 1, such as '32x1') for method 'dp' but received '${layout.name}'`);
   const network = plainObject(o.network, 'options.network');
-  knownKeys(network, ['channels', 'kernels', 'hidden', 'codeNorm', 'gain'], 'options.network');
+  knownKeys(network, ['channels', 'kernels', 'hidden', 'codeNorm', 'codeNormEnd', 'gain'], 'options.network');
   for (const key of ['onProgress'] as const)
     if (o[key] !== undefined && typeof o[key] !== 'function') throw new DclError('E_ARG', `Expected a function for options.${key} but received ${describe(o[key])}`);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new DclError('E_ARG', `Expected an AbortSignal for options.signal but received ${describe(o.signal)}`);
@@ -236,6 +243,11 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
   const schedule = (o.schedule ?? 'cosine') as 'cosine' | 'constant' | 'step';
   if (!['cosine', 'constant', 'step'].includes(schedule))
     throw new DclError('E_ARG', `Expected 'cosine', 'constant' or 'step' for options.schedule but received ${describe(o.schedule)}`);
+  // Code normalisation keeps the outputs spread, which the DP's random bits need, and which keeps
+  // 8-bit dimensions (4x8) from collapsing to one code; rising from DEFAULT_CODE_NORM to
+  // DEFAULT_CODE_NORM_END it also lets the bits sharpen. 'std' trains better without it (its own
+  // term spreads the outputs) and so do the other rounding layouts (README, "Results on LFW").
+  const defaultNorm = method === 'dp' || layout.q >= 8;
   const settings: TrainSettings = {
     layout: layout.name,
     method,
@@ -243,7 +255,7 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     beta: num(o.beta, 'options.beta', 2.5, -1e9, 1e9),
     learnAlphaBeta: (o.learnAlphaBeta as boolean | undefined) ?? true,
     alphaBetaLearningRate: num(o.alphaBetaLearningRate, 'options.alphaBetaLearningRate', 1e-2, 0, 10),
-    omega: num(o.omega, 'options.omega', 0.01, 0, 1e6),
+    omega: num(o.omega, 'options.omega', 0.1, 0, 1e6),
     epochs: num(o.epochs, 'options.epochs', 10, 1, 1e6, true),
     steps: o.steps === undefined ? null : num(o.steps, 'options.steps', 0, 1, 1e9, true),
     identitiesPerBatch: num(o.identitiesPerBatch, 'options.identitiesPerBatch', 32, 2, 4096, true),
@@ -259,17 +271,21 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     seed: num(o.seed, 'options.seed', 1, 0, 2 ** 32 - 1, true),
     network: {
       ...(network as TrainSettings['network']),
-      // Code normalisation keeps the outputs spread, which the DP's random bits and the std term
-      // need, and which keeps 8-bit dimensions (4x8) from collapsing to one code; the other
-      // rounding layouts trained slightly better without it (README, "Results on LFW").
-      codeNorm: num(network.codeNorm, 'options.network.codeNorm', method === 'dp' || method === 'std' || layout.q >= 8 ? DEFAULT_CODE_NORM : 0, 0, 100),
+      codeNorm: num(network.codeNorm, 'options.network.codeNorm', defaultNorm ? DEFAULT_CODE_NORM : 0, 0, 100),
       ...(network.gain === undefined ? {} : { gain: num(network.gain, 'options.network.gain', 1.5, 1e-6, 100) }),
+      ...(network.codeNormEnd !== undefined
+        ? { codeNormEnd: num(network.codeNormEnd, 'options.network.codeNormEnd', 1, 1e-3, 100) }
+        : defaultNorm && network.codeNorm === undefined
+          ? { codeNormEnd: DEFAULT_CODE_NORM_END }
+          : {}),
     },
     progressEvery: num(o.progressEvery, 'options.progressEvery', 10, 1, 1e9, true),
     preprocessing: null,
     augment: null,
     mirrorAverage: (o.mirrorAverage as boolean | undefined) ?? false,
   };
+  if (settings.network.codeNormEnd !== undefined && !(settings.network.codeNorm! > 0))
+    throw new DclError('E_ARG', 'Expected options.network.codeNormEnd only with code normalisation (options.network.codeNorm > 0) but codeNorm is 0');
   if (o.preprocessing !== undefined) {
     const pre = resolvePreprocessing(o.preprocessing as PreprocessingOptions, 'options.preprocessing');
     const stored = imageShape(pre, 'stored');
@@ -364,6 +380,17 @@ export interface TrainResult {
   inputShape: [number, number, number];
 }
 
+/**
+ * The code normalisation's spread at a step when network.codeNormEnd schedules it (geometric from
+ * codeNorm at step 0 to codeNormEnd at the last step); null when there is no schedule.
+ */
+export function codeNormAt(settings: Pick<TrainSettings, 'network'>, step: number, total: number): number | null {
+  const { codeNorm, codeNormEnd } = settings.network;
+  if (codeNormEnd === undefined || !(codeNorm! > 0)) return null;
+  const t = total > 1 ? step / (total - 1) : 1;
+  return codeNorm! * (codeNormEnd / codeNorm!) ** t;
+}
+
 /** The training loop itself, synchronous. `shouldStop` is polled between steps. */
 export function trainLoop(
   data: TrainData,
@@ -385,6 +412,8 @@ export function trainLoop(
   const progress = progressReporter(setup, settings, report);
   for (let step = 0; step < total; step++) {
     if (shouldStop()) throw abortedError(step, total);
+    const spread = codeNormAt(settings, step, total);
+    if (spread !== null) network.setCodeNorm(spread);
     const { batch, count, images } = setup.nextBatch();
     const x = new Var(new Tensor(images, [count, c, h, w]));
     const out = network.forward(x);
@@ -407,7 +436,7 @@ export function trainLoop(
 
 function modelFrom(result: TrainResult): Model {
   const layout = parseLayout(result.settings.layout);
-  const { codeNorm: _folded, gain: _init, ...plain } = result.settings.network;
+  const { codeNorm: _folded, codeNormEnd: _end, gain: _init, ...plain } = result.settings.network;
   const network = new DclS({ codeDims: layout.n, inputShape: result.inputShape, ...plain });
   network.loadStateDict(result.state, { strict: true });
   return new Model(network, {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { autograd as ag, BatchNorm1d, DclS, loadModel, noGrad, Rng, Tensor, train } from '../lib/index.js';
 import { hardNegativeWeights, makeAllPairs } from '../lib/sampling.js';
+import { codeNormAt, trainSync } from '../lib/train.js';
 import { syntheticFaces } from '../lib/synthetic.js';
 import { assertFails } from './helpers.js';
 
@@ -46,6 +47,8 @@ test('BatchNorm1d: batch statistics in training, running averages in eval, match
     const z = noGrad(() => bn.forward(new ag.Var(new Tensor(x, [n, f])))).data;
     const k = bn.gamma!.data[0] / Math.sqrt(bn.runningVar[0] + bn.eps);
     assert.ok(Math.abs(z[0] - ((x[0] - bn.runningMean[0]) * k + bn.beta!.data[0])) < 1e-4, 'eval mode uses the running statistics');
+    const [k0, c0] = bn.evalMap(0);
+    assert.ok(Math.abs(z[0] - (k0 * x[0] + c0)) < 1e-4, 'evalMap is the eval-mode map');
   }
 });
 
@@ -161,6 +164,30 @@ test('train() with network.codeNorm: saves a plain DCL-S whose codes survive sav
   assert.ok(new Set(model.codesOf(faces.images, 48)).size > 12);
 });
 
+test('network.codeNormEnd: the spread rises geometrically from codeNorm to codeNormEnd, and the network follows it', () => {
+  const settings = { network: { codeNorm: 1.5, codeNormEnd: 6 } };
+  assert.is(codeNormAt(settings, 0, 11), 1.5);
+  assert.ok(Math.abs(codeNormAt(settings, 5, 11)! - 3) < 1e-12, 'halfway is the geometric mean');
+  assert.ok(Math.abs(codeNormAt(settings, 10, 11)! - 6) < 1e-12);
+  assert.is(codeNormAt(settings, 0, 1), 6, 'one step: the end value');
+  assert.is(codeNormAt({ network: { codeNorm: 1.5 } }, 3, 11), null, 'no schedule');
+  assert.is(codeNormAt({ network: { codeNorm: 0, codeNormEnd: 6 } }, 3, 11), null, 'no normalisation');
+  const net = new DclS({ codeDims: 4, inputShape: [1, 16, 16], channels: [3, 4], hidden: 8, seed: 1, codeNorm: 1.5 });
+  net.setCodeNorm(2.5);
+  const x = new Rng(2).fillNormal(new Float32Array(12 * 256));
+  const out = net.forward(new ag.Var(new Tensor(x, [12, 1, 16, 16]))).data;
+  const z = Array.from({ length: 12 }, (_, i) => Math.log(out[i * 4] / (1 - out[i * 4])));
+  const m = z.reduce((a, v) => a + v, 0) / 12;
+  assert.ok(Math.abs(Math.sqrt(z.reduce((a, v) => a + (v - m) ** 2, 0) / 12) - 2.5) < 2e-2, 'the batch spread is the new value');
+  assertFails(() => new DclS({ codeDims: 4, inputShape: [1, 16, 16], channels: [3, 4], hidden: 8 }).setCodeNorm(2), /built with options.codeNorm > 0/, 'no norm');
+  assertFails(() => net.setCodeNorm(0), /above 0 and at most 100 for spread/, 'spread 0');
+  // A scheduled run trains and saves the plain network folded at the last spread.
+  const faces = syntheticFaces({ identities: 8, imagesPerIdentity: 3, size: 32, seed: 5 });
+  const model = trainSync({ data: faces, layout: '16x1', method: 'dp', steps: 4, identitiesPerBatch: 4, network: { channels: [4, 8], hidden: 16, codeNormEnd: 5 }, seed: 2 });
+  assert.is(model.network.codeNorm, 0);
+  assert.is((model.training as { network: { codeNormEnd?: number } }).network.codeNormEnd, 5, 'the schedule is in the training record');
+});
+
 test('hardNegativeWeights: all same pairs, the closest fraction of different pairs, half the weight each', () => {
   const owner = Int32Array.from([0, 0, 1, 1, 2, 3, 3]);
   const batch = makeAllPairs(Int32Array.from({ length: 7 }, (_, i) => i), owner);
@@ -182,11 +209,13 @@ test('hardNegativeWeights: all same pairs, the closest fraction of different pai
   assert.ok(Math.abs(same - 0.5) < 1e-6 && Math.abs(different - 0.5) < 1e-6);
 });
 
-test('train() validates hardNegatives, network.codeNorm and network.gain', async () => {
+test('train() validates hardNegatives, network.codeNorm, network.codeNormEnd and network.gain', async () => {
   const faces = syntheticFaces({ identities: 4, imagesPerIdentity: 2, size: 32, seed: 1 });
   const cases: [Record<string, unknown>, RegExp][] = [
     ...[0, 1.5, -1, Number.NaN].map((bad): [Record<string, unknown>, RegExp] => [{ hardNegatives: bad }, /options.hardNegatives/]),
     ...[-1, 101, 'on'].map((bad): [Record<string, unknown>, RegExp] => [{ network: { codeNorm: bad } }, /options.network.codeNorm/]),
+    ...[0, -1, 101, 'x'].map((bad): [Record<string, unknown>, RegExp] => [{ network: { codeNorm: 1.7, codeNormEnd: bad } }, /options.network.codeNormEnd/]),
+    [{ network: { codeNorm: 0, codeNormEnd: 4 } }, /codeNormEnd only with code normalisation/],
     ...[0, -2, Number.POSITIVE_INFINITY].map((bad): [Record<string, unknown>, RegExp] => [{ network: { gain: bad } }, /options.network.gain/]),
   ];
   for (const [extra, pattern] of cases)

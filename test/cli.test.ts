@@ -11,6 +11,8 @@ import { commandHelp, main, parseOptions, UsageError } from '../lib/cli.js';
 import type { Output } from '../lib/cli.js';
 import { COMMANDS } from '../lib/commands.js';
 import { binOccupancy } from '../lib/demo.js';
+import { trainingNote } from '../lib/reproduce.js';
+import { checkTrainOptions } from '../lib/train.js';
 import { loadModel, loadModelSync } from '../lib/model.js';
 import { syntheticFaces } from '../lib/synthetic.js';
 
@@ -180,6 +182,17 @@ async function writeTinyLfw(root: string): Promise<void> {
   fs.writeFileSync(path.join(root, 'pairsDevTrain.txt'), ['1', `${p(0)}\t1\t2`, `${p(0)}\t1\t${p(1)}\t1`, ''].join('\n'));
 }
 
+test("reproduce's row-specific training note names the defaults each method and layout chose", () => {
+  const data = syntheticFaces({ identities: 3, imagesPerIdentity: 2, size: 32, seed: 1 });
+  const note = (extra: Record<string, unknown>) => trainingNote(checkTrainOptions({ data, ...extra }).settings as unknown as Record<string, unknown>);
+  assert.is(note({ layout: '32x1', method: 'dp' }), 'code normalisation 1.7 rising to 6');
+  assert.is(note({ layout: '4x8' }), 'code normalisation 1.7 rising to 6');
+  assert.is(note({ layout: '32x1', method: 'std' }), 'omega 0.1');
+  assert.is(note({ layout: '8x4' }), '');
+  assert.is(note({ layout: '8x4', network: { codeNorm: 2 } }), 'code normalisation 2', 'a given codeNorm stays constant');
+  assert.is(note({ layout: '32x1', method: 'dp', network: { codeNorm: 0 } }), '');
+});
+
 test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   const root = path.join(tmp, 'lfw');
   await writeTinyLfw(root);
@@ -207,6 +220,7 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /\| 8x4, rounding \| Figure 4 \| \d+\.\d \+- \d+\.\d \| 91\.4 \|/);
   assert.match(r.stdout, /PCA to 32 dims/);
+  assert.match(r.stdout, /^\| 8x4, rounding \|[^\n]*\|  \|$/m, '8x4 rounding has no row-specific training settings');
   // Mirror averaging is on by default in reproduce, said in the report and saved in the models.
   assert.match(r.stdout, /each face encoded as the mean of the network outputs for it and its mirror image/);
   assert.is(loadModelSync(path.join(out, 'models', '8x4-rounding-view1.safetensors')).encoding.mirrorAverage, true);

@@ -67,7 +67,7 @@ test('std term: omega > 0 pushes each output apart over the images, towards both
   // averaged over the outputs. It is at most 0.5, reached only when an output sits at 0 for half
   // of the images and at 1 for the other half. Without the term, outputs drift to a constant
   // 0 or 1 (saturated but useless: the same bit for everyone).
-  // The term alone (codeNorm 0): code normalisation, on by default for 'std', also keeps the
+  // The term alone (codeNorm 0, the default for 'std'): code normalisation also keeps the
   // outputs apart, which is checked last.
   const spread = (omega: number, codeNorm = 0) => {
     const model = trainSync(options({ method: 'std', layout: '16x1', omega, steps: 60, network: { ...small, codeNorm } }));
