@@ -66,7 +66,7 @@ export function deviceOption(value: unknown, name: string): DeviceOption {
 
 /**
  * What the CUDA trainer cannot do yet for these settings (a phrase naming the option), or null:
- * SGD, code normalisation (network.codeNorm > 0, the default for 'dp') and hard-negative
+ * SGD, code normalisation (network.codeNorm > 0, the default for 'dp' and Q >= 8) and hard-negative
  * mining (hardNegatives < 1).
  */
 export function cudaTrainingUnsupported(settings: TrainSettings): string | null {

@@ -66,10 +66,7 @@ export interface TrainOptions {
   layout?: string;
   /** Default 'rounding'. */
   method?: TrainMethod;
-  /**
-   * Initial alpha (default 10 / the layout's largest distance, 30 / it for Q >= 8: at 10 / 1020
-   * the 4x8 codes collapsed to one code within 200 steps) and beta (default 2.5).
-   */
+  /** Initial alpha (default 10 / the layout's largest distance) and beta (default 2.5). */
   alpha?: number;
   beta?: number;
   /** Learn alpha and beta (default true) with this learning rate (default 1e-2). */
@@ -107,10 +104,10 @@ export interface TrainOptions {
   /**
    * The network: DCL-S with these sizes (defaults [32, 64, 128, 256], [5, 3, 3, 3], 256); the
    * initial weights' gain (default 1.5, see nn.initialize); codeNorm, the code normalisation
-   * during training (DclSOptions.codeNorm; default 1.7 for 'dp', 0 (off) otherwise); codeNormEnd,
-   * the spread at the last step, reached geometrically from codeNorm, a continuation that
-   * sharpens the bits as training goes on (default 6 where codeNorm is on by default and not
-   * given, otherwise codeNorm: constant).
+   * during training (DclSOptions.codeNorm; default 1.7 for 'dp' and layouts with Q >= 8, 0 (off)
+   * otherwise); codeNormEnd, the spread at the last step, reached geometrically from codeNorm, a continuation that sharpens
+   * the bits as training goes on (default 6 where codeNorm is on by default and not given,
+   * otherwise codeNorm: constant).
    */
   network?: { channels?: number[]; kernels?: number[]; hidden?: number; codeNorm?: number; codeNormEnd?: number; gain?: number };
   /** Called after every `progressEvery` steps (default 10) and after the last. */
@@ -147,17 +144,7 @@ export interface TrainOptions {
   device?: DeviceOption;
 }
 
-/**
- * The initial alpha: 10 / the largest distance, so the loss's threshold beta / alpha starts at a
- * quarter of it; for Q >= 8 three times that (the threshold at a twelfth), since with 256
- * levels per dimension the starting codes sit far closer together than the largest distance and
- * at 10 / 1020 the 4x8 codes collapsed to a single code (LFW View 1; README "How training works").
- */
-export function defaultAlpha(layout: CodeLayout): number {
-  return (layout.q >= 8 ? 30 : 10) / maxDistance(layout);
-}
-
-/** The standard deviation code normalisation holds pre-sigmoid values at, by default for 'dp'. */
+/** The standard deviation code normalisation holds pre-sigmoid values at, by default for 'dp' and Q >= 8. */
 export const DEFAULT_CODE_NORM = 1.7;
 /**
  * The spread the default code normalisation rises to by the last step (network.codeNormEnd): a
@@ -256,15 +243,15 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
   const schedule = (o.schedule ?? 'cosine') as 'cosine' | 'constant' | 'step';
   if (!['cosine', 'constant', 'step'].includes(schedule))
     throw new DclError('E_ARG', `Expected 'cosine', 'constant' or 'step' for options.schedule but received ${describe(o.schedule)}`);
-  // Code normalisation keeps the outputs spread, which the DP's random bits need (without it bits
-  // die); rising from DEFAULT_CODE_NORM to DEFAULT_CODE_NORM_END it also lets the bits sharpen.
-  // 'std' trains better without it (its own term spreads the outputs), and so do the rounding
-  // layouts, 4x8 too once alpha starts large enough (defaultAlpha; README, "Results on LFW").
-  const defaultNorm = method === 'dp';
+  // Code normalisation keeps the outputs spread, which the DP's random bits need, and which keeps
+  // 8-bit dimensions (4x8) from collapsing to one code; rising from DEFAULT_CODE_NORM to
+  // DEFAULT_CODE_NORM_END it also lets the bits sharpen. 'std' trains better without it (its own
+  // term spreads the outputs) and so do the other rounding layouts (README, "Results on LFW").
+  const defaultNorm = method === 'dp' || layout.q >= 8;
   const settings: TrainSettings = {
     layout: layout.name,
     method,
-    alpha: num(o.alpha, 'options.alpha', defaultAlpha(layout), 1e-9, 1e9),
+    alpha: num(o.alpha, 'options.alpha', 10 / maxDistance(layout), 1e-9, 1e9),
     beta: num(o.beta, 'options.beta', 2.5, -1e9, 1e9),
     learnAlphaBeta: (o.learnAlphaBeta as boolean | undefined) ?? true,
     alphaBetaLearningRate: num(o.alphaBetaLearningRate, 'options.alphaBetaLearningRate', 1e-2, 0, 10),

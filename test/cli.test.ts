@@ -186,7 +186,7 @@ test("reproduce's row-specific training note names the defaults each method and 
   const data = syntheticFaces({ identities: 3, imagesPerIdentity: 2, size: 32, seed: 1 });
   const note = (extra: Record<string, unknown>) => trainingNote(checkTrainOptions({ data, ...extra }).settings as unknown as Record<string, unknown>);
   assert.is(note({ layout: '32x1', method: 'dp' }), 'code normalisation 1.7 rising to 6');
-  assert.is(note({ layout: '4x8' }), '', '4x8 trains without code normalisation (alpha starts larger instead)');
+  assert.is(note({ layout: '4x8' }), 'code normalisation 1.7 rising to 6');
   assert.is(note({ layout: '32x1', method: 'std' }), 'omega 0.1');
   assert.is(note({ layout: '8x4' }), '');
   assert.is(note({ layout: '8x4', network: { codeNorm: 2 } }), 'code normalisation 2', 'a given codeNorm stays constant');

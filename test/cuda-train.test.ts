@@ -85,7 +85,7 @@ const small = { channels: [8, 16], kernels: [5, 3], hidden: 32 };
 function options(extra: Partial<TrainOptions>): TrainOptions {
   return {
     data,
-    // codeNorm 0: the CUDA trainer has no code normalisation yet ('dp' defaults to it).
+    // codeNorm 0: the CUDA trainer has no code normalisation yet ('dp' and Q >= 8 default to it).
     network: { ...small, codeNorm: 0 },
     steps: 6,
     identitiesPerBatch: 6,
