@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DclError } from '../lib/errors.js';
 import { loadModelSync } from '../lib/model.js';
-import { encode, encodeSync, train, trainSync } from '../lib/train.js';
+import { checkTrainOptions, encode, encodeSync, train, trainSync } from '../lib/train.js';
 import type { TrainOptions, TrainProgress } from '../lib/train.js';
 import { syntheticFaces } from '../lib/synthetic.js';
 import { codeDistance, quantize } from '../lib/codes.js';
@@ -61,6 +61,29 @@ for (const [method, layout] of [['rounding', '16x2'], ['rounding', '16x1'], ['dp
     assert.is(model.layout.name, layout);
   });
 }
+
+test('defaults per method and layout: alpha, code normalisation and omega', () => {
+  const settings = (extra: Partial<TrainOptions>) => checkTrainOptions(options(extra)).settings;
+  // alpha: 10 / the largest distance.
+  assert.is(settings({ layout: '32x1' }).alpha, 10 / 32);
+  assert.is(settings({ layout: '8x4' }).alpha, 10 / 120);
+  assert.is(settings({ layout: '4x8', alpha: 0.5 }).alpha, 0.5, 'a given alpha wins');
+  // Code normalisation: 'dp' and Q >= 8, rising from 1.7 to 6.
+  for (const [method, layout, codeNorm, codeNormEnd] of [
+    ['dp', '32x1', 1.7, 6],
+    ['rounding', '4x8', 1.7, 6],
+    ['rounding', '32x1', 0, undefined],
+    ['rounding', '8x4', 0, undefined],
+    ['std', '32x1', 0, undefined],
+    ['float', '32x1', 0, undefined],
+  ] as const) {
+    const { network } = settings({ method, layout, network: {} });
+    assert.is(network.codeNorm, codeNorm, `${method} ${layout} codeNorm`);
+    assert.is(network.codeNormEnd, codeNormEnd, `${method} ${layout} codeNormEnd`);
+  }
+  assert.is(settings({ method: 'dp', layout: '32x1', network: { codeNorm: 3 } }).network.codeNormEnd, undefined, 'a given codeNorm stays constant');
+  assert.is(settings({ method: 'std' }).omega, 0.1);
+});
 
 test('std term: omega > 0 pushes each output apart over the images, towards both 0 and 1', () => {
   // The measure is the term's own target: the standard deviation of each output over the images,
