@@ -66,12 +66,13 @@ export function deviceOption(value: unknown, name: string): DeviceOption {
 
 /**
  * What the CUDA trainer cannot do yet for these settings (a phrase naming the option), or null:
- * SGD, code normalisation (network.codeNorm > 0, the default for 'dp' and Q >= 8) and hard-negative
- * mining (hardNegatives < 1).
+ * SGD, code normalisation or centring (network.codeNorm > 0, the default for 'dp' and Q >= 8;
+ * network.codeCentre) and hard-negative mining (hardNegatives < 1).
  */
 export function cudaTrainingUnsupported(settings: TrainSettings): string | null {
   if (settings.optimizer !== 'adamw') return `options.optimizer ${describe(settings.optimizer)}`;
   if ((settings.network.codeNorm ?? 0) > 0) return `options.network.codeNorm ${describe(settings.network.codeNorm)}`;
+  if (settings.network.codeCentre === true) return 'options.network.codeCentre true';
   if (settings.hardNegatives < 1) return `options.hardNegatives ${describe(settings.hardNegatives)}`;
   return null;
 }

@@ -418,7 +418,8 @@ export class Sigmoid extends Module {
  * + beta, with the batch's mean and (biased) variance in training mode, which also move running
  * averages (momentum 0.1, unbiased variance, as torch.nn.BatchNorm1d); eval mode (or no
  * recording) uses the running averages. With affine false, gamma is the fixed `scale` and beta 0,
- * and the layer has no parameters: DclS's `codeNorm`.
+ * and the layer has no parameters: DclS's `codeNorm`. With `centreOnly` (and no affine) it only
+ * subtracts the mean, y = x - mean, leaving the spread to the layers before: DclS's `codeCentre`.
  */
 export class BatchNorm1d extends Module {
   /** The learnable scale and shift (null without affine). */
@@ -426,23 +427,30 @@ export class BatchNorm1d extends Module {
   readonly beta: Var | null;
   /** The fixed scale when not affine (a training schedule may change it between steps). */
   scale: number;
+  /** Subtract the mean only (no scaling; see the class comment). */
+  readonly centreOnly: boolean;
   readonly runningMean: Float64Array;
   readonly runningVar: Float64Array;
   readonly eps = 1e-5;
   readonly momentum = 0.1;
 
-  constructor(readonly features: number, options: { affine?: boolean; scale?: number } = {}) {
+  constructor(readonly features: number, options: { affine?: boolean; scale?: number; centreOnly?: boolean } = {}) {
     super();
     positiveInt(features, 'features', 1 << 26);
     const o = plainObject(options, 'options');
-    knownKeys(o, ['affine', 'scale'], 'options');
+    knownKeys(o, ['affine', 'scale', 'centreOnly'], 'options');
+    const centreOnly = o.centreOnly ?? false;
+    if (typeof centreOnly !== 'boolean') throw new DclError('E_ARG', `Expected a boolean for options.centreOnly but received ${describe(o.centreOnly)}`);
     const affine = o.affine ?? true;
     if (typeof affine !== 'boolean') throw new DclError('E_ARG', `Expected a boolean for options.affine but received ${describe(o.affine)}`);
     const scale = o.scale ?? 1;
     if (typeof scale !== 'number' || !Number.isFinite(scale) || scale <= 0)
       throw new DclError('E_ARG', `Expected a positive number for options.scale but received ${describe(o.scale)}`);
     if (affine && o.scale !== undefined) throw new DclError('E_ARG', 'Expected options.scale only with options.affine false (an affine layer learns its scale)');
+    if (centreOnly && (affine || o.scale !== undefined))
+      throw new DclError('E_ARG', 'Expected options.centreOnly with options.affine false and no options.scale (it subtracts the mean only)');
     this.scale = scale;
+    this.centreOnly = centreOnly;
     this.gamma = affine ? this.registerParameter('weight', ag.parameter(Tensor.from(new Float32Array(features).fill(1), [features]))) : null;
     this.beta = affine ? this.registerParameter('bias', ag.parameter(Tensor.zeros([features]))) : null;
     this.runningMean = new Float64Array(features);
@@ -456,6 +464,7 @@ export class BatchNorm1d extends Module {
 
   /** The eval-mode map of feature j as y = k x + c (from the running statistics), for folding. */
   evalMap(j: number): [number, number] {
+    if (this.centreOnly) return [1, -this.runningMean[j]];
     const [gamma, beta] = this.affineOf(j);
     const k = gamma / Math.sqrt(this.runningVar[j] + this.eps);
     return [k, beta - k * this.runningMean[j]];
@@ -490,7 +499,8 @@ export class BatchNorm1d extends Module {
           mean[j] = m;
           inv[j] = 1 / Math.sqrt(variance + this.eps);
           const [g, b] = this.affineOf(j);
-          for (let i = 0; i < n; i++) y.data[i * f + j] = (t.data[i * f + j] - m) * g * inv[j] + b;
+          const k = this.centreOnly ? 1 : g * inv[j];
+          for (let i = 0; i < n; i++) y.data[i * f + j] = (t.data[i * f + j] - m) * k + b;
         }
         return y;
       },
@@ -510,7 +520,10 @@ export class BatchNorm1d extends Module {
           }
           if (dg) dg[j] = sumDyXhat;
           if (db) db[j] = sumDy;
-          if (dx) {
+          if (dx && this.centreOnly) {
+            // y = x - mean: dx = dy - mean(dy) (in place over gy too: each element read first).
+            for (let i = 0; i < n; i++) dx[i * f + j] = gy.data[i * f + j] - sumDy / n;
+          } else if (dx) {
             // Written in place over gy when the engine hands gy's buffer out: each element is
             // read before it is written.
             const k = (this.affineOf(j)[0] * inv[j]) / n;
@@ -594,6 +607,13 @@ export interface DclSOptions extends InitOptions {
    * saved and run as a plain DclS.
    */
   codeNorm?: number;
+  /**
+   * Code centring during training: the same place as codeNorm, but it only subtracts each
+   * output's batch mean from its pre-sigmoid values, so no output can drift to a constant code
+   * while the spread stays free to grow (BatchNorm1d's `centreOnly`). Not with codeNorm > 0.
+   * Folded like codeNorm. Default false.
+   */
+  codeCentre?: boolean;
 }
 
 /** The architecture, as stored in a model file's metadata. */
@@ -619,15 +639,20 @@ export class DclS extends Module {
   readonly config: DclSConfig;
   /** The code normalisation's standard deviation, 0 when off (training only; see DclSOptions.codeNorm). */
   readonly codeNorm: number;
+  /** Whether the code layer's outputs are centred in training (DclSOptions.codeCentre). */
+  readonly codeCentre: boolean;
 
   constructor(options: DclSOptions) {
     super();
     if (options === undefined) throw new DclError('E_ARG', 'Expected an options object with codeDims for options but received undefined');
     const o = plainObject(options, 'options');
-    knownKeys(o, ['codeDims', 'inputShape', 'channels', 'kernels', 'hidden', 'init', 'gain', 'rng', 'seed', 'codeNorm'], 'options');
+    knownKeys(o, ['codeDims', 'inputShape', 'channels', 'kernels', 'hidden', 'init', 'gain', 'rng', 'seed', 'codeNorm', 'codeCentre'], 'options');
     const codeNorm = o.codeNorm ?? 0;
     if (typeof codeNorm !== 'number' || !Number.isFinite(codeNorm) || codeNorm < 0 || codeNorm > 100)
       throw new DclError('E_ARG', `Expected a number from 0 to 100 for options.codeNorm but received ${describe(o.codeNorm)}`);
+    const codeCentre = o.codeCentre ?? false;
+    if (typeof codeCentre !== 'boolean') throw new DclError('E_ARG', `Expected a boolean for options.codeCentre but received ${describe(o.codeCentre)}`);
+    if (codeCentre && codeNorm > 0) throw new DclError('E_ARG', 'Expected options.codeCentre or options.codeNorm > 0, not both (code normalisation already centres)');
     const codeDims = positiveInt(o.codeDims, 'options.codeDims', 1 << 16);
     const inputShape = (o.inputShape ?? [1, 64, 64]) as [number, number, number];
     if (!Array.isArray(inputShape) || inputShape.length !== 3)
@@ -673,9 +698,12 @@ export class DclS extends Module {
       'classifier',
       codeNorm > 0
         ? new Sequential(fcHidden, new AbsTanh(), fcCode, new BatchNorm1d(codeDims, { affine: false, scale: codeNorm }), new Sigmoid())
-        : new Sequential(fcHidden, new AbsTanh(), fcCode, new Sigmoid()),
+        : codeCentre
+          ? new Sequential(fcHidden, new AbsTanh(), fcCode, new BatchNorm1d(codeDims, { affine: false, centreOnly: true }), new Sigmoid())
+          : new Sequential(fcHidden, new AbsTanh(), fcCode, new Sigmoid()),
     );
     this.codeNorm = codeNorm;
+    this.codeCentre = codeCentre;
     this.config = { architecture: 'dcl-s', codeDims, inputShape: [...inputShape] as [number, number, number], channels: [...channels], kernels: [...kernels], hidden };
     for (const [name, p] of this.namedParameters()) p.name = name;
   }
@@ -684,11 +712,11 @@ export class DclS extends Module {
    * The parameters of the plain DclS (no codeNorm) that computes what this network computes in
    * eval mode: the code normalisation, with its running statistics, folded into the Linear before
    * it (w' = k w, b' = k (b - mean) with k = codeNorm / sqrt(var + eps), codeNorm being the
-   * spread of the last step when a schedule changed it).
+   * spread of the last step when a schedule changed it; k = 1 for codeCentre).
    */
   foldedStateDict(): Record<string, NamedArray> {
     const state = this.stateDict();
-    if (this.codeNorm === 0) return state;
+    if (this.codeNorm === 0 && !this.codeCentre) return state;
     const layers = this.classifier.children().map(([, m]) => m);
     const fcCode = layers[2] as Linear;
     const norm = layers[3] as BatchNorm1d;

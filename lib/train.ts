@@ -109,7 +109,7 @@ export interface TrainOptions {
    * the bits as training goes on (default 6 where codeNorm is on by default and not given,
    * otherwise codeNorm: constant).
    */
-  network?: { channels?: number[]; kernels?: number[]; hidden?: number; codeNorm?: number; codeNormEnd?: number; gain?: number };
+  network?: { channels?: number[]; kernels?: number[]; hidden?: number; codeNorm?: number; codeNormEnd?: number; codeCentre?: boolean; gain?: number };
   /** Called after every `progressEvery` steps (default 10) and after the last. */
   onProgress?: (progress: TrainProgress) => void;
   progressEvery?: number;
@@ -190,7 +190,7 @@ export interface TrainSettings {
   schedule: 'cosine' | 'constant' | 'step';
   warmupSteps: number | null;
   seed: number;
-  network: { channels?: number[]; kernels?: number[]; hidden?: number; codeNorm?: number; codeNormEnd?: number; gain?: number };
+  network: { channels?: number[]; kernels?: number[]; hidden?: number; codeNorm?: number; codeNormEnd?: number; codeCentre?: boolean; gain?: number };
   progressEvery: number;
   /** The image pipeline, or null for arrays made by the caller (the network takes data.shape). */
   preprocessing: ImagePreprocessing | null;
@@ -232,7 +232,7 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
   if (method === 'dp' && layout.q !== 1)
     throw new DclError('E_ARG', `Expected a binary layout (Q = 1, such as '32x1') for method 'dp' but received '${layout.name}'`);
   const network = plainObject(o.network, 'options.network');
-  knownKeys(network, ['channels', 'kernels', 'hidden', 'codeNorm', 'codeNormEnd', 'gain'], 'options.network');
+  knownKeys(network, ['channels', 'kernels', 'hidden', 'codeNorm', 'codeNormEnd', 'codeCentre', 'gain'], 'options.network');
   for (const key of ['onProgress'] as const)
     if (o[key] !== undefined && typeof o[key] !== 'function') throw new DclError('E_ARG', `Expected a function for options.${key} but received ${describe(o[key])}`);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new DclError('E_ARG', `Expected an AbortSignal for options.signal but received ${describe(o.signal)}`);
@@ -247,7 +247,9 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
   // 8-bit dimensions (4x8) from collapsing to one code; rising from DEFAULT_CODE_NORM to
   // DEFAULT_CODE_NORM_END it also lets the bits sharpen. 'std' trains better without it (its own
   // term spreads the outputs) and so do the other rounding layouts (README, "Results on LFW").
-  const defaultNorm = method === 'dp' || layout.q >= 8;
+  if (network.codeCentre !== undefined && typeof network.codeCentre !== 'boolean')
+    throw new DclError('E_ARG', `Expected a boolean for options.network.codeCentre but received ${describe(network.codeCentre)}`);
+  const defaultNorm = (method === 'dp' || layout.q >= 8) && network.codeCentre !== true;
   const settings: TrainSettings = {
     layout: layout.name,
     method,
@@ -284,6 +286,8 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     augment: null,
     mirrorAverage: (o.mirrorAverage as boolean | undefined) ?? false,
   };
+  if (settings.network.codeCentre === true && settings.network.codeNorm! > 0)
+    throw new DclError('E_ARG', 'Expected options.network.codeCentre or options.network.codeNorm > 0, not both (code normalisation already centres)');
   if (settings.network.codeNormEnd !== undefined && !(settings.network.codeNorm! > 0))
     throw new DclError('E_ARG', 'Expected options.network.codeNormEnd only with code normalisation (options.network.codeNorm > 0) but codeNorm is 0');
   if (o.preprocessing !== undefined) {
@@ -436,7 +440,7 @@ export function trainLoop(
 
 function modelFrom(result: TrainResult): Model {
   const layout = parseLayout(result.settings.layout);
-  const { codeNorm: _folded, codeNormEnd: _end, gain: _init, ...plain } = result.settings.network;
+  const { codeNorm: _folded, codeNormEnd: _end, codeCentre: _centre, gain: _init, ...plain } = result.settings.network;
   const network = new DclS({ codeDims: layout.n, inputShape: result.inputShape, ...plain });
   network.loadStateDict(result.state, { strict: true });
   return new Model(network, {

@@ -82,6 +82,52 @@ test('BatchNorm1d without affine: a fixed scale, no parameters, and its input gr
   assertFails(() => new BatchNorm1d(3, { affine: false, scale: 0 }), /positive number for options.scale/, 'scale 0');
 });
 
+test('BatchNorm1d { centreOnly }: subtracts the batch mean only; gradient by finite differences; eval map', () => {
+  const rng = new Rng(23);
+  for (const [n, f] of [[9, 4], [2, 3], [17, 6]]) {
+    const bn = new BatchNorm1d(f, { affine: false, centreOnly: true });
+    assert.is(bn.parameters().length, 0);
+    const x = rng.fillNormal(new Float32Array(n * f), 1.5, 3);
+    const xv = new ag.Var(new Tensor(x.slice(), [n, f]), { requiresGrad: true });
+    const y = bn.forward(xv);
+    const centred = (xs: Float64Array) => {
+      const out = new Float64Array(n * f);
+      for (let j = 0; j < f; j++) {
+        let m = 0;
+        for (let i = 0; i < n; i++) m += xs[i * f + j];
+        for (let i = 0; i < n; i++) out[i * f + j] = xs[i * f + j] - m / n;
+      }
+      return out;
+    };
+    const x64 = Float64Array.from(x);
+    const want = centred(x64);
+    for (let i = 0; i < y.data.length; i++) assert.ok(Math.abs(y.data[i] - want[i]) < 1e-5, `[${n}, ${f}] value ${i}`);
+    const w = rng.fillNormal(new Float32Array(n * f));
+    ag.backward(y, new Tensor(w, [n, f]));
+    const h = 1e-6;
+    for (let i = 0; i < n * f; i++) {
+      const keep = x64[i];
+      const at = (v: number) => {
+        x64[i] = v;
+        const r = centred(x64).reduce((s2, v2, k) => s2 + v2 * w[k], 0);
+        x64[i] = keep;
+        return r;
+      };
+      const numeric = (at(keep + h) - at(keep - h)) / (2 * h);
+      assert.ok(Math.abs(xv.grad!.data[i] - numeric) <= 1e-4 * (1 + Math.abs(numeric)), `[${n}, ${f}] dx[${i}]: ${xv.grad!.data[i]} vs ${numeric}`);
+    }
+    bn.eval();
+    const z = noGrad(() => bn.forward(new ag.Var(new Tensor(x, [n, f])))).data;
+    for (let j = 0; j < f; j++) {
+      assert.equal(bn.evalMap(j), [1, -bn.runningMean[j]]);
+      assert.ok(Math.abs(z[j] - (x[j] - bn.runningMean[j])) < 1e-5, `eval value ${j}`);
+    }
+  }
+  assertFails(() => new BatchNorm1d(3, { centreOnly: true }), /centreOnly with options.affine false and no options.scale/, 'centreOnly with affine');
+  assertFails(() => new BatchNorm1d(3, { affine: false, scale: 2, centreOnly: true }), /centreOnly with options.affine false and no options.scale/, 'centreOnly with scale');
+  assertFails(() => new BatchNorm1d(3, { affine: false, centreOnly: 1 as unknown as boolean }), /boolean for options.centreOnly/, 'centreOnly type');
+});
+
 test('BatchNorm1d: gradients of input, gamma and beta match float64 finite differences', () => {
   const rng = new Rng(5);
   for (const [n, f] of [[7, 5], [3, 2], [16, 3]]) {
@@ -145,6 +191,19 @@ test('DclS { codeNorm }: foldedStateDict gives a plain DclS with the same eval o
   plain.eval();
   const got = noGrad(() => plain.forward(new ag.Var(new Tensor(x, [20, 1, 16, 16])))).data;
   for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) < 1e-5, `output ${i}: ${got[i]} vs ${want[i]}`);
+  // The same for codeCentre: the folded plain network gives the eval outputs.
+  const centred = new DclS({ ...options, codeCentre: true });
+  assert.is(centred.codeCentre, true);
+  for (let step = 0; step < 25; step++) centred.forward(new ag.Var(new Tensor(x, [20, 1, 16, 16])));
+  centred.eval();
+  const wantCentred = noGrad(() => centred.forward(new ag.Var(new Tensor(x, [20, 1, 16, 16])))).data;
+  const plainCentred = new DclS(options);
+  plainCentred.loadStateDict(centred.foldedStateDict());
+  plainCentred.eval();
+  const gotCentred = noGrad(() => plainCentred.forward(new ag.Var(new Tensor(x, [20, 1, 16, 16])))).data;
+  for (let i = 0; i < wantCentred.length; i++) assert.ok(Math.abs(gotCentred[i] - wantCentred[i]) < 1e-5, `centred output ${i}`);
+  assertFails(() => new DclS({ ...options, codeCentre: true, codeNorm: 1 }), /codeCentre or options.codeNorm > 0, not both/, 'both');
+  assertFails(() => new DclS({ ...options, codeCentre: 'yes' as unknown as boolean }), /boolean for options.codeCentre/, 'codeCentre type');
   // Without batch norm the folded state is the state.
   const none = new DclS(options);
   assert.equal(Object.keys(none.foldedStateDict()), Object.keys(none.stateDict()));
@@ -216,6 +275,8 @@ test('train() validates hardNegatives, network.codeNorm, network.codeNormEnd and
     ...[-1, 101, 'on'].map((bad): [Record<string, unknown>, RegExp] => [{ network: { codeNorm: bad } }, /options.network.codeNorm/]),
     ...[0, -1, 101, 'x'].map((bad): [Record<string, unknown>, RegExp] => [{ network: { codeNorm: 1.7, codeNormEnd: bad } }, /options.network.codeNormEnd/]),
     [{ network: { codeNorm: 0, codeNormEnd: 4 } }, /codeNormEnd only with code normalisation/],
+    [{ network: { codeCentre: 1 } }, /boolean for options.network.codeCentre/],
+    [{ network: { codeCentre: true, codeNorm: 1.7 } }, /codeCentre or options.network.codeNorm > 0, not both/],
     ...[0, -2, Number.POSITIVE_INFINITY].map((bad): [Record<string, unknown>, RegExp] => [{ network: { gain: bad } }, /options.network.gain/]),
   ];
   for (const [extra, pattern] of cases)

@@ -83,6 +83,10 @@ test('defaults per method and layout: alpha, code normalisation and omega', () =
   }
   assert.is(settings({ method: 'dp', layout: '32x1', network: { codeNorm: 3 } }).network.codeNormEnd, undefined, 'a given codeNorm stays constant');
   assert.is(settings({ method: 'std' }).omega, 0.1);
+  // Centring instead: no default code normalisation then.
+  const centred = settings({ method: 'dp', layout: '32x1', network: { codeCentre: true } }).network;
+  assert.is(centred.codeNorm, 0);
+  assert.is(centred.codeNormEnd, undefined);
 });
 
 test('std term: omega > 0 pushes each output apart over the images, towards both 0 and 1', () => {
