@@ -105,9 +105,10 @@ export interface TrainOptions {
    * The network: DCL-S with these sizes (defaults [32, 64, 128, 256], [5, 3, 3, 3], 256); the
    * initial weights' gain (default 1.5, see nn.initialize); codeNorm, the code normalisation
    * during training (DclSOptions.codeNorm; default 1.7 for 'dp' and layouts with Q >= 8, 0 (off)
-   * otherwise); codeNormEnd, the spread at the last step, reached geometrically from codeNorm, a continuation that sharpens
-   * the bits as training goes on (default 6 where codeNorm is on by default and not given,
-   * otherwise codeNorm: constant).
+   * otherwise); codeNormEnd, the spread at the last step, reached geometrically from codeNorm, a
+   * continuation that sharpens the bits as training goes on (default 6 where codeNorm is on by
+   * default and not given, otherwise codeNorm: constant); codeCentre, centre the outputs without
+   * fixing their spread instead (DclSOptions.codeCentre; default false).
    */
   network?: { channels?: number[]; kernels?: number[]; hidden?: number; codeNorm?: number; codeNormEnd?: number; codeCentre?: boolean; gain?: number };
   /** Called after every `progressEvery` steps (default 10) and after the last. */
