@@ -641,6 +641,8 @@ export class DclS extends Module {
   readonly codeNorm: number;
   /** Whether the code layer's outputs are centred in training (DclSOptions.codeCentre). */
   readonly codeCentre: boolean;
+  /** The training-time normalisation or centring between the code layer and the sigmoid, if any. */
+  private readonly codeLayer: BatchNorm1d | null;
 
   constructor(options: DclSOptions) {
     super();
@@ -694,14 +696,14 @@ export class DclS extends Module {
     this.flatten = this.registerModule('flatten', new Flatten());
     const fcHidden = new Linear(c * h * w, hidden, init);
     const fcCode = new Linear(hidden, codeDims, init);
-    this.classifier = this.registerModule(
-      'classifier',
+    this.codeLayer =
       codeNorm > 0
-        ? new Sequential(fcHidden, new AbsTanh(), fcCode, new BatchNorm1d(codeDims, { affine: false, scale: codeNorm }), new Sigmoid())
+        ? new BatchNorm1d(codeDims, { affine: false, scale: codeNorm })
         : codeCentre
-          ? new Sequential(fcHidden, new AbsTanh(), fcCode, new BatchNorm1d(codeDims, { affine: false, centreOnly: true }), new Sigmoid())
-          : new Sequential(fcHidden, new AbsTanh(), fcCode, new Sigmoid()),
-    );
+          ? new BatchNorm1d(codeDims, { affine: false, centreOnly: true })
+          : null;
+    const codeLayers = this.codeLayer ? [fcCode, this.codeLayer] : [fcCode];
+    this.classifier = this.registerModule('classifier', new Sequential(fcHidden, new AbsTanh(), ...codeLayers, new Sigmoid()));
     this.codeNorm = codeNorm;
     this.codeCentre = codeCentre;
     this.config = { architecture: 'dcl-s', codeDims, inputShape: [...inputShape] as [number, number, number], channels: [...channels], kernels: [...kernels], hidden };
@@ -716,10 +718,9 @@ export class DclS extends Module {
    */
   foldedStateDict(): Record<string, NamedArray> {
     const state = this.stateDict();
-    if (this.codeNorm === 0 && !this.codeCentre) return state;
-    const layers = this.classifier.children().map(([, m]) => m);
-    const fcCode = layers[2] as Linear;
-    const norm = layers[3] as BatchNorm1d;
+    const norm = this.codeLayer;
+    if (norm === null) return state;
+    const fcCode = this.classifier.children()[2][1] as Linear;
     const weight = state['classifier.2.weight'].data;
     const bias = state['classifier.2.bias'].data;
     const inF = fcCode.weight.shape[1];
@@ -740,7 +741,7 @@ export class DclS extends Module {
     if (this.codeNorm === 0) throw new DclError('E_ARG', 'Expected a DclS built with options.codeNorm > 0 for setCodeNorm but it has no code normalisation');
     if (typeof spread !== 'number' || !Number.isFinite(spread) || spread <= 0 || spread > 100)
       throw new DclError('E_ARG', `Expected a number above 0 and at most 100 for spread but received ${describe(spread)}`);
-    (this.classifier.children()[3][1] as BatchNorm1d).scale = spread;
+    this.codeLayer!.scale = spread;
   }
 
   /** x: [N, C, H, W] images of the configured inputShape; returns f_model(x): [N, codeDims] in (0, 1). */

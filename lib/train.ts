@@ -244,12 +244,12 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
   const schedule = (o.schedule ?? 'cosine') as 'cosine' | 'constant' | 'step';
   if (!['cosine', 'constant', 'step'].includes(schedule))
     throw new DclError('E_ARG', `Expected 'cosine', 'constant' or 'step' for options.schedule but received ${describe(o.schedule)}`);
+  if (network.codeCentre !== undefined && typeof network.codeCentre !== 'boolean')
+    throw new DclError('E_ARG', `Expected a boolean for options.network.codeCentre but received ${describe(network.codeCentre)}`);
   // Code normalisation keeps the outputs spread, which the DP's random bits need, and which keeps
   // 8-bit dimensions (4x8) from collapsing to one code; rising from DEFAULT_CODE_NORM to
   // DEFAULT_CODE_NORM_END it also lets the bits sharpen. 'std' trains better without it (its own
   // term spreads the outputs) and so do the other rounding layouts (README, "Results on LFW").
-  if (network.codeCentre !== undefined && typeof network.codeCentre !== 'boolean')
-    throw new DclError('E_ARG', `Expected a boolean for options.network.codeCentre but received ${describe(network.codeCentre)}`);
   const defaultNorm = (method === 'dp' || layout.q >= 8) && network.codeCentre !== true;
   const settings: TrainSettings = {
     layout: layout.name,
