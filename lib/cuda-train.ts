@@ -74,6 +74,7 @@ export function cudaTrainingUnsupported(settings: TrainSettings): string | null 
   if ((settings.network.codeNorm ?? 0) > 0) return `options.network.codeNorm ${describe(settings.network.codeNorm)}`;
   if (settings.network.codeCentre === true) return 'options.network.codeCentre true';
   if (settings.hardNegatives < 1) return `options.hardNegatives ${describe(settings.hardNegatives)}`;
+  if (settings.attributeWeight > 0) return 'options.data.attributes (the attribute term)';
   return null;
 }
 

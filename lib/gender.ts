@@ -15,6 +15,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { unpack } from './codes.js';
+import type { CodeLayout } from './codes.js';
 import { DclError } from './errors.js';
 import { lineChartSvg } from './eval.js';
 import { writeFileAtomic } from './files.js';
@@ -57,8 +58,12 @@ export interface GenderExperimentOptions {
   seeds?: number[];
   /** 'view1': minSamples values to sweep (default 1, 2, 4, 8, 16, 32). */
   minSamplesSweep?: number[];
-  /** The table's prediction settings (see LutClassifier; default minSamples 1, no weighting). */
-  minSamples?: number;
+  /**
+   * The table's prediction settings (see LutClassifier; no weighting by default). minSamples
+   * 'auto' (the default) chooses it from minSamplesSweep by people-disjoint cross-validation on
+   * the table's own training faces (chooseMinSamples), never on the test faces.
+   */
+  minSamples?: number | 'auto';
   weighting?: LutWeighting;
   tau?: number;
   maxDistance?: number;
@@ -108,6 +113,8 @@ export interface LutScore extends ClassifierScore {
 }
 
 export interface GenderResult {
+  /** The table's minSamples for this result (chosen when options.minSamples is 'auto'). */
+  minSamples: number;
   train: GenderSetSummary;
   test: GenderSetSummary;
   /** Occupied bins of the table. */
@@ -142,7 +149,7 @@ export interface GenderReport {
   lfw: string;
   layout: string;
   classes: readonly string[];
-  settings: { minSamples: number; weighting: LutWeighting; tau: number; maxDistance: number | null; logistic: LogisticOptions | null };
+  settings: { minSamples: number | 'auto'; weighting: LutWeighting; tau: number; maxDistance: number | null; logistic: LogisticOptions | null };
   /** 'view1': the one result; '10fold': one per fold run. */
   results: (GenderResult & { fold: number | null; model: string })[];
   /** '10fold': mean and sample std over folds of the accuracies. */
@@ -307,7 +314,8 @@ export async function genderExperiment(options: GenderExperimentOptions): Promis
   const seeds = numberList(o.seeds, 'options.seeds', [1, 2, 3, 4, 5], (v) => Number.isSafeInteger(v) && v >= 0, 'non-negative integer seeds');
   const sweep = numberList(o.minSamplesSweep, 'options.minSamplesSweep', [1, 2, 4, 8, 16, 32], (v) => Number.isSafeInteger(v) && v >= 1, 'positive integers');
   // LutClassifier validates the prediction settings.
-  const lutSettings = { minSamples: o.minSamples, weighting: o.weighting, tau: o.tau, maxDistance: o.maxDistance } as Record<string, unknown>;
+  const autoMinSamples = o.minSamples === undefined || o.minSamples === 'auto';
+  const lutSettings = { minSamples: autoMinSamples ? undefined : o.minSamples, weighting: o.weighting, tau: o.tau, maxDistance: o.maxDistance } as Record<string, unknown>;
   for (const k of Object.keys(lutSettings)) if (lutSettings[k] === undefined) delete lutSettings[k];
   const probe = new LutClassifier({ layout: '32x1', classes: [...GENDER_CLASSES], ...lutSettings });
   const lr = o.logistic === false ? null : (plainObject(o.logistic, 'options.logistic') as LogisticOptions);
@@ -347,6 +355,8 @@ export async function genderExperiment(options: GenderExperimentOptions): Promis
   };
 
   const settings = probe.options;
+  // The table's settings for one training side: minSamples chosen on it when 'auto'.
+  const settingsFor = (train: Faces, layout: CodeLayout) => (autoMinSamples ? { ...settings, minSamples: chooseMinSamples(train, layout, settings, sweep) } : settings);
   const results: GenderReport['results'] = [];
   let trainSize: TrainSizePoint[] = [];
   let minSamples: MinSamplesPoint[] = [];
@@ -369,7 +379,7 @@ export async function genderExperiment(options: GenderExperimentOptions): Promis
     const testList = listFaces(where, testPeople, gender);
     const train = await facesOf(trainList, await load(trainList, 'peopleDevTrain images'), model, trainPeople.length);
     const test = await facesOf(testList, await load(testList, 'peopleDevTest images'), model, testPeople.length);
-    const result = evaluate(train, test, model, settings, lr);
+    const result = evaluate(train, test, model, settingsFor(train, model.layout), lr);
     results.push({ ...result, fold: null, model: label });
 
     // Accuracy against minSamples, on the full table.
@@ -402,7 +412,7 @@ export async function genderExperiment(options: GenderExperimentOptions): Promis
         const keep: number[] = [];
         for (let i = 0; i < train.codes.length; i++) if (chosen[train.person[i]]) keep.push(i);
         const sub: Faces = { ...train, codes: select(train.codes, keep), labels: select(train.labels, keep), person: select(train.person, keep) };
-        const r = evaluate(sub, test, model, settings, lr);
+        const r = evaluate(sub, test, model, settingsFor(sub, model.layout), lr);
         lutRuns.push(r.lut.accuracy);
         if (r.logistic) lrRuns.push(r.logistic.accuracy);
         faces.push(keep.length);
@@ -458,7 +468,8 @@ export async function genderExperiment(options: GenderExperimentOptions): Promis
         const labelled = listedImages - both - neither;
         return { ...side, summary: { people: ppl, images: listedImages, used: keep.length, male, female: keep.length - male, unlabelledBoth: both, unlabelledNeither: neither, skipped: labelled - keep.length } };
       };
-      const result = evaluate(part(false), part(true), model, settings, lr);
+      const train = part(false);
+      const result = evaluate(train, part(true), model, settingsFor(train, model.layout), lr);
       results.push({ ...result, fold, model: label });
     }
   }
@@ -471,7 +482,7 @@ export async function genderExperiment(options: GenderExperimentOptions): Promis
     lfw: where.root,
     layout,
     classes: GENDER_CLASSES,
-    settings: { minSamples: settings.minSamples, weighting: settings.weighting, tau: settings.tau, maxDistance: Number.isFinite(settings.maxDistance) ? settings.maxDistance : null, logistic: lr },
+    settings: { minSamples: autoMinSamples ? 'auto' : settings.minSamples, weighting: settings.weighting, tau: settings.tau, maxDistance: Number.isFinite(settings.maxDistance) ? settings.maxDistance : null, logistic: lr },
     results,
     summary: {
       lut: { mean: mean(lutAcc), std: std(lutAcc) },
@@ -482,6 +493,35 @@ export async function genderExperiment(options: GenderExperimentOptions): Promis
     minSamples,
     seconds: (performance.now() - t0) / 1e3,
   };
+}
+
+/** People-disjoint groups chooseMinSamples validates on. */
+const MIN_SAMPLES_GROUPS = 5;
+
+/**
+ * The minSamples from `sweep` whose table, counted on the training faces of all but one group of
+ * people and asked about the faces of that group's people, is right most often over the
+ * MIN_SAMPLES_GROUPS groups (person index modulo the group count); the smallest on a tie. Only
+ * training faces are used, so the test faces stay unseen.
+ */
+export function chooseMinSamples(train: Pick<Faces, 'codes' | 'labels' | 'person'>, layout: CodeLayout, settings: Required<LutPredictOptions>, sweep: readonly number[]): number {
+  const right = new Float64Array(sweep.length);
+  for (let g = 0; g < MIN_SAMPLES_GROUPS; g++) {
+    const fit: number[] = [];
+    const held: number[] = [];
+    for (let i = 0; i < train.codes.length; i++) (train.person[i] % MIN_SAMPLES_GROUPS === g ? held : fit).push(i);
+    if (fit.length === 0 || held.length === 0) continue;
+    const table = new LutClassifier({ layout, classes: [...GENDER_CLASSES], ...settings }).fit(select(train.codes, fit), select(train.labels, fit));
+    const heldCodes = select(train.codes, held);
+    const heldLabels = select(train.labels, held);
+    sweep.forEach((m, k) => {
+      const predicted = table.predict(heldCodes, { minSamples: m });
+      for (let i = 0; i < held.length; i++) if (predicted[i] === heldLabels[i]) right[k]++;
+    });
+  }
+  let best = 0;
+  for (let k = 1; k < sweep.length; k++) if (right[k] > right[best] || (right[k] === right[best] && sweep[k] < sweep[best])) best = k;
+  return sweep[best];
 }
 
 /** Table + baselines for one (train, test) split. */
@@ -518,6 +558,7 @@ function evaluate(
     logistic = { ...ls, iterations: m.iterations, converged: m.converged };
   }
   return {
+    minSamples: settings.minSamples,
     train: train.summary,
     test: test.summary,
     bins: table.bins,
@@ -533,17 +574,18 @@ function evaluate(
 
 const pct = (v: number) => (Number.isFinite(v) ? (100 * v).toFixed(1) : '-');
 
-/** The report as Markdown. */
-export function genderMarkdown(report: GenderReport): string {
+/** The report as Markdown; `heading` names the code model in the title. */
+export function genderMarkdown(report: GenderReport, options?: { heading?: string }): string {
   const r0 = report.results[0];
   const s = report.settings;
+  const heading = options?.heading ? `, ${options.heading}` : '';
   const lines: string[] = [
-    `# Gender from ${report.layout} face codes: look-up table over bins, LFW ${report.protocol === 'view1' ? 'View 1' : `View 2 (unrestricted), ${report.results.length} fold${report.results.length === 1 ? '' : 's'}`}`,
+    `# Gender from ${report.layout} face codes: look-up table over bins, LFW ${report.protocol === 'view1' ? 'View 1' : `View 2 (unrestricted), ${report.results.length} fold${report.results.length === 1 ? '' : 's'}`}${heading}`,
     '',
     report.protocol === 'view1'
       ? 'The table counts the peopleDevTrain faces (the code model\'s training people) with their gender labels and is tested on every labelled peopleDevTest face: people neither the code model nor the table has seen.'
       : 'Per fold k: the code model of fold k and the table both saw only the other nine people sets; the test faces are set k\'s.',
-    `Table: minSamples ${s.minSamples}, weighting ${s.weighting}${s.weighting === 'exp' ? ` (tau ${s.tau})` : ''}, maxDistance ${s.maxDistance ?? 'none'}; ties go to male. ` +
+    `Table: minSamples ${s.minSamples === 'auto' ? `chosen by people-disjoint cross-validation on the training faces from ${report.minSamples.length ? report.minSamples.map((m) => m.minSamples).join(', ') : 'the sweep'} (${[...new Set(report.results.map((r) => r.minSamples))].join(', ')})` : s.minSamples}, weighting ${s.weighting}${s.weighting === 'exp' ? ` (tau ${s.tau})` : ''}, maxDistance ${s.maxDistance ?? 'none'}; ties go to male. ` +
       `Baseline: logistic regression (L2, Newton) on the ${report.layout} code's unpacked, standardised dimensions.`,
     '',
   ];
@@ -634,8 +676,8 @@ export function genderSvg(report: GenderReport): string {
   return lineChartSvg({ title: `Gender from ${report.layout} codes per fold (LFW View 2)`, xLabel: 'fold', yLabel: 'test accuracy %', series });
 }
 
-/** Writes gender-<protocol>.md, gender-<protocol>.json and gender-<protocol>.svg to `out`; returns the paths. */
-export function writeGenderReport(report: GenderReport, out: string): string[] {
+/** Writes <name>.md, .json and .svg (name default gender-<protocol>) to `out`; returns the paths. */
+export function writeGenderReport(report: GenderReport, out: string, name = `gender-${report.protocol}`): string[] {
   if (typeof out !== 'string' || out.length === 0) fail('E_ARG', 'a folder path', 'out', out);
   if (report === null || typeof report !== 'object' || !Array.isArray((report as GenderReport).results)) fail('E_ARG', 'a report from genderExperiment', 'report', report);
   try {
@@ -643,7 +685,8 @@ export function writeGenderReport(report: GenderReport, out: string): string[] {
   } catch (error) {
     throw new DclError('E_IO', `Could not create the folder ${out}: ${(error as Error).message}`, { cause: error });
   }
-  const base = path.join(out, `gender-${report.protocol}`);
+  if (typeof name !== 'string' || !/^[\w.-]+$/.test(name)) fail('E_ARG', 'a file name of letters, digits, dots, dashes and underscores', 'name', name);
+  const base = path.join(out, name);
   const text = (t: string) => [Buffer.from(t, 'utf8')];
   writeFileAtomic(`${base}.md`, text(genderMarkdown(report)));
   writeFileAtomic(`${base}.json`, text(JSON.stringify(report, null, 2) + '\n'));

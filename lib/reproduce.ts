@@ -20,10 +20,10 @@ import { bestThreshold, fitPca, foldedAccuracy, lineChartSvg, pairDistances, pca
 import { writeFileAtomic } from './files.js';
 import { augmentBatch, LFW_PREPROCESSING, loadDataset, resolvePreprocessing } from './images.js';
 import type { ImageBatch, ImagePreprocessing, LoadedDataset } from './images.js';
-import { findLfw, lfwView1Split, lfwView2Split } from './lfw.js';
-import type { LfwImageSet, LfwPairSet, LfwSplit } from './lfw.js';
+import { findLfw, lfwView1Split, lfwView2Split, readLfwGender } from './lfw.js';
+import type { LfwImageSet, LfwLocation, LfwPairSet, LfwSplit } from './lfw.js';
 import type { Model, TrainMethod } from './model.js';
-import { genderExperiment, genderMarkdown, writeGenderReport } from './gender.js';
+import { GENDER_CLASSES, genderExperiment, genderMarkdown, writeGenderReport } from './gender.js';
 import { searchEval, searchEvalMarkdown, writeSearchEval } from './search-eval.js';
 import { train } from './train.js';
 import type { TrainOptions, TrainProgress } from './train.js';
@@ -33,11 +33,16 @@ export interface ReproduceRow {
   id: string;
   label: string;
   /** Where the row comes from in the paper. */
-  source: 'Table 1' | 'Figure 4' | 'Table 1, Figure 4' | 'reference';
+  source: 'Table 1' | 'Figure 4' | 'Table 1, Figure 4' | 'Section 3.2' | 'reference';
   layout: string | null;
   method: TrainMethod | 'pca';
   /** The paper's LFW accuracy for this row, where we have it (percent). */
   paper: number | null;
+  /**
+   * Train with this attribute's labels as well (TrainOptions.attributeWeight): 'gender' takes
+   * LFW's gender lists, so the code carries gender for the look-up table (section 3.2).
+   */
+  attribute?: 'gender';
 }
 
 /**
@@ -51,6 +56,7 @@ export const REPRODUCE_ROWS: readonly ReproduceRow[] = Object.freeze([
   { id: '16x2-rounding', label: '16x2, rounding', source: 'Figure 4', layout: '16x2', method: 'rounding', paper: null },
   { id: '8x4-rounding', label: '8x4, rounding', source: 'Figure 4', layout: '8x4', method: 'rounding', paper: 91.4 },
   { id: '4x8-rounding', label: '4x8, rounding', source: 'Figure 4', layout: '4x8', method: 'rounding', paper: null },
+  { id: '8x4-gender', label: '8x4, rounding, plus the gender term', source: 'Section 3.2', layout: '8x4', method: 'rounding', paper: null, attribute: 'gender' },
   { id: 'float32', label: 'unquantized 32 floats (same network, L1)', source: 'reference', layout: '32x1', method: 'float', paper: null },
   { id: 'pca32', label: 'PCA to 32 dims of raw pixels (Euclidean)', source: 'reference', layout: null, method: 'pca', paper: null },
 ] as ReproduceRow[]);
@@ -108,6 +114,7 @@ export interface RowResult {
 export function trainingNote(training: Record<string, unknown>): string {
   const parts: string[] = [];
   const network = (training.network ?? {}) as { codeNorm?: number; codeNormEnd?: number };
+  if (((training.attributeWeight as number | undefined) ?? 0) > 0) parts.push(`attribute term weight ${training.attributeWeight}`);
   if ((network.codeNorm ?? 0) > 0)
     parts.push(network.codeNormEnd === undefined ? `code normalisation ${network.codeNorm}` : `code normalisation ${network.codeNorm} rising to ${network.codeNormEnd}`);
   if (training.method === 'std') parts.push(`omega ${training.omega}`);
@@ -151,7 +158,11 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
   const folds = intOption(o.folds, 'options.folds', 10, 1, 10);
   const epochs = intOption(o.epochs, 'options.epochs', DEFAULT_REPRODUCE_EPOCHS, 1, 100000);
   const seed = intOption(o.seed, 'options.seed', 1, 0, 2 ** 31 - 1);
-  const ids = (o.rows as string[] | undefined) ?? REPRODUCE_ROWS.map((r) => r.id);
+  const location = findLfw(o.lfw, o.images === undefined ? undefined : { images: o.images as string });
+  const hasGender = location.maleNames !== null && location.femaleNames !== null;
+  // By default every row, less the gender row when this LFW has no gender lists; asked for by
+  // name, it needs them.
+  const ids = (o.rows as string[] | undefined) ?? REPRODUCE_ROWS.filter((r) => hasGender || r.attribute !== 'gender').map((r) => r.id);
   if (!Array.isArray(ids) || ids.length === 0) throw new DclError('E_ARG', `Expected a non-empty array of row ids for options.rows but received ${describe(o.rows)}`);
   const rows = ids.map((id) => {
     const row = REPRODUCE_ROWS.find((r) => r.id === id);
@@ -166,7 +177,8 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
   const pre = resolvePreprocessing({ ...LFW_PREPROCESSING, ...plainObject(o.preprocessing, 'options.preprocessing') }, 'options.preprocessing');
   const signal = o.signal as AbortSignal | undefined;
   const emit = (e: ReproduceEvent) => (o.onEvent as ReproduceOptions['onEvent'])?.(e);
-  const location = findLfw(o.lfw, o.images === undefined ? undefined : { images: o.images as string });
+  if (!hasGender && rows.some((r) => r.attribute === 'gender'))
+    throw new DclError('E_IO', `Could not find the gender lists (gender/male_names.txt, gender/female_names.txt) in the LFW folder ${location.root} for the row 8x4-gender`);
   const started = new Date();
   const t0 = performance.now();
 
@@ -174,8 +186,10 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
     protocol === 'view1' ? [lfwView1Split(location)] : Array.from({ length: folds }, (_, k) => lfwView2Split(location, k));
   const results = new Map<string, RowResult>(rows.map((r) => [r.id, { row: r, folds: [], mean: NaN, std: NaN, trainSeconds: [], distinctCodes: [], training: '' }]));
   const trainImages: number[] = [];
-  // The View 1 8x4 model also runs the search experiment (lib/search-eval.ts) at the end.
+  // The View 1 8x4 model also runs the search experiment (lib/search-eval.ts) at the end, and the
+  // gender experiment with the gender row's model too.
   let searchModel: Model | null = null;
+  let genderModel: Model | null = null;
   const load = async (set: LfwImageSet, what: string): Promise<LoadedDataset> => {
     const data = await loadDataset({ files: set.paths, labels: set.labels, names: set.people }, pre, {
       size: 'stored',
@@ -218,7 +232,12 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
       } else {
         const model = await train({
           ...(extra as Partial<TrainOptions>),
-          data: { images: trainData.images, labels: trainData.labels, shape: trainData.shape },
+          data: {
+            images: trainData.images,
+            labels: trainData.labels,
+            shape: trainData.shape,
+            ...(row.attribute === 'gender' ? { attributes: genderAttributes(location, trainData.files) } : {}),
+          },
           preprocessing: pre,
           layout: row.layout!,
           method: row.method,
@@ -232,6 +251,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
         result.trainSeconds.push((performance.now() - rowStart) / 1e3);
         result.training = trainingNote(model.training);
         if (protocol === 'view1' && row.id === '8x4-rounding') searchModel = model;
+        if (protocol === 'view1' && row.attribute === 'gender') genderModel = model;
         if (saveModels) {
           fs.mkdirSync(path.join(out, 'models'), { recursive: true });
           await model.save(path.join(out, 'models', `${row.id}-${fold === null ? 'view1' : `fold${fold}`}.safetensors`));
@@ -273,21 +293,37 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
     mirrorAverage,
   });
   const searchFiles: string[] = [];
+  const cache = (o.cache as boolean | string | undefined) ?? true;
   if (searchModel !== null) {
     emit({ kind: 'note', message: 'search experiment: encoding all LFW faces with the 8x4 model' });
-    const search = await searchEval({ lfw: location.root, images: location.imagesDir, model: searchModel, cache: (o.cache as boolean | string | undefined) ?? true, signal });
+    const search = await searchEval({ lfw: location.root, images: location.imagesDir, model: searchModel, cache, signal });
     markdown += '\n' + searchEvalMarkdown(search);
     searchFiles.push(...writeSearchEval(out, search));
-    // The gender experiment (lib/gender.ts) with the same model, when LFW has the gender lists.
-    if (location.maleNames !== null && location.femaleNames !== null) {
-      emit({ kind: 'note', message: 'gender experiment: look-up table over the 8x4 bins' });
-      const gender = await genderExperiment({ lfw: location, model: searchModel, cache: (o.cache as boolean | string | undefined) ?? true, signal });
-      markdown += '\n' + genderMarkdown(gender);
-      searchFiles.push(...writeGenderReport(gender, out));
-    }
+  }
+  // The gender experiment (lib/gender.ts), when LFW has the gender lists: with the identity-only
+  // 8x4 model and with the gender row's model.
+  const genderRuns: { model: Model | null; heading: string; name: string }[] = [
+    { model: searchModel, heading: 'identity-only 8x4 model (row 8x4-rounding)', name: 'gender-view1' },
+    { model: genderModel, heading: '8x4 model trained with the gender term (row 8x4-gender)', name: 'gender-view1-8x4-gender' },
+  ];
+  for (const run of genderRuns) {
+    if (run.model === null || !hasGender) continue;
+    emit({ kind: 'note', message: `gender experiment: look-up table over the bins of the ${run.heading}` });
+    const gender = await genderExperiment({ lfw: location, model: run.model, cache, signal });
+    markdown += '\n' + genderMarkdown(gender, { heading: run.heading });
+    searchFiles.push(...writeGenderReport(gender, out, run.name));
   }
   const files = writeReport(out, protocol, markdown, rowResults, { started: started.toISOString(), seconds, epochs, trainImages, lfw: location.root, preprocessing: pre, train: extra });
   return { protocol, lfw: location.root, started: started.toISOString(), seconds, epochs, trainImages, rows: rowResults, markdown, files: [...files, ...searchFiles] };
+}
+
+/** Gender per image for the attribute term: 0 male, 1 female, -1 unlabelled (both lists or neither). */
+function genderAttributes(location: LfwLocation, files: readonly string[]): Int32Array {
+  const gender = readLfwGender(location.maleNames!, location.femaleNames!);
+  return Int32Array.from(files, (f) => {
+    const g = gender.labels.get(path.basename(f));
+    return g === undefined ? -1 : GENDER_CLASSES.indexOf(g);
+  });
 }
 
 interface PairIndex {

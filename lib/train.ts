@@ -28,6 +28,7 @@ import { hammingDpLoss, pairL1Loss } from './losses.js';
 import { LIBRARY_VERSION, Model } from './model.js';
 import type { TrainMethod } from './model.js';
 import { DclS } from './nn.js';
+import { AttributeHead } from './attribute-head.js';
 import type { NamedArray } from './nn.js';
 import { AdamW, SGD } from './optim.js';
 import { augmentBatch, imageShape, loadImages, resolvePreprocessing } from './images.js';
@@ -46,6 +47,11 @@ export interface TrainData {
   labels: Int32Array;
   /** [C, H, W]. */
   shape: [number, number, number];
+  /**
+   * Optional: N attribute labels (0 .. classes - 1, -1 for an image without one), such as gender,
+   * for the auxiliary attribute term (TrainOptions.attributeWeight).
+   */
+  attributes?: Int32Array;
 }
 
 export interface TrainProgress {
@@ -78,6 +84,13 @@ export interface TrainOptions {
    * drive training (LFW View 1, 15 epochs, 32x1: omega 1 53%, 0.1 64.3%, 0.01 60.7%, rounding 64.2%).
    */
   omega?: number;
+  /**
+   * Weight of the auxiliary attribute term when data.attributes is given (default 1): a linear
+   * softmax head on the outputs p learns the attribute with the network and is then discarded, so
+   * that the code itself carries the attribute for a look-up table (lib/attribute-head.ts; README,
+   * "Gender"). 0 turns it off.
+   */
+  attributeWeight?: number;
   /** Passes over the identities (default 10). */
   epochs?: number;
   /** Or a fixed number of steps (overrides epochs). */
@@ -154,7 +167,7 @@ export const DEFAULT_CODE_NORM = 1.7;
 export const DEFAULT_CODE_NORM_END = 6;
 
 const OPTION_KEYS = [
-  'data', 'layout', 'method', 'alpha', 'beta', 'learnAlphaBeta', 'alphaBetaLearningRate', 'omega', 'epochs', 'steps',
+  'data', 'layout', 'method', 'alpha', 'beta', 'learnAlphaBeta', 'alphaBetaLearningRate', 'omega', 'attributeWeight', 'epochs', 'steps',
   'identitiesPerBatch', 'imagesPerIdentity', 'singlesPerBatch', 'hardNegatives', 'optimizer', 'learningRate', 'momentum', 'weightDecay',
   'schedule', 'warmupSteps', 'seed', 'network', 'onProgress', 'progressEvery', 'signal', 'worker', 'preprocessing', 'augment',
   'mirrorAverage',
@@ -178,6 +191,8 @@ export interface TrainSettings {
   learnAlphaBeta: boolean;
   alphaBetaLearningRate: number;
   omega: number;
+  /** Weight of the attribute term; 0 without data.attributes. */
+  attributeWeight: number;
   epochs: number;
   steps: number | null;
   identitiesPerBatch: number;
@@ -203,7 +218,7 @@ export interface TrainSettings {
 function checkData(value: unknown): TrainData {
   const d = plainObject(value, 'options.data');
   // A loadDataset() result can be passed as it is: its other fields (files, names...) are ignored.
-  knownKeys(d, ['images', 'labels', 'shape', 'count', 'names', 'files', 'skipped', 'fromCache', 'decoded', 'cacheFile'], 'options.data');
+  knownKeys(d, ['images', 'labels', 'attributes', 'shape', 'count', 'names', 'files', 'skipped', 'fromCache', 'decoded', 'cacheFile'], 'options.data');
   if (!(d.images instanceof Float32Array)) throw new DclError('E_ARG', `Expected a Float32Array for options.data.images but received ${describe(d.images)}`);
   if (!(d.labels instanceof Int32Array)) throw new DclError('E_ARG', `Expected an Int32Array for options.data.labels but received ${describe(d.labels)}`);
   const shape = d.shape;
@@ -218,7 +233,29 @@ function checkData(value: unknown): TrainData {
     );
   for (let i = 0; i < d.images.length; i++)
     if (!Number.isFinite(d.images[i])) throw new DclError('E_ARG', `Expected finite pixel values for options.data.images but received ${d.images[i]} at index ${i}`);
-  return { images: d.images, labels: d.labels, shape: [shape[0], shape[1], shape[2]] };
+  const data: TrainData = { images: d.images, labels: d.labels, shape: [shape[0], shape[1], shape[2]] };
+  if (d.attributes !== undefined) {
+    if (!(d.attributes instanceof Int32Array)) throw new DclError('E_ARG', `Expected an Int32Array for options.data.attributes but received ${describe(d.attributes)}`);
+    if (d.attributes.length !== d.labels.length)
+      throw new DclError('E_SHAPE', `Expected ${d.labels.length} attribute labels (one per image) for options.data.attributes but received ${d.attributes.length}`);
+    d.attributes.forEach((a, i) => {
+      if (a < -1 || a >= MAX_ATTRIBUTE_CLASSES)
+        throw new DclError('E_ARG', `Expected attribute labels from -1 (none) to ${MAX_ATTRIBUTE_CLASSES - 1} for options.data.attributes but received ${a} at index ${i}`);
+    });
+    if (attributeClasses(d.attributes) < 2) throw new DclError('E_ARG', 'Expected at least two attribute classes in options.data.attributes but received fewer');
+    data.attributes = d.attributes;
+  }
+  return data;
+}
+
+/** The most attribute classes the attribute term takes. */
+const MAX_ATTRIBUTE_CLASSES = 1024;
+
+/** The number of attribute classes: one more than the largest label. */
+export function attributeClasses(attributes: Int32Array): number {
+  let top = -1;
+  for (const a of attributes) top = Math.max(top, a);
+  return top + 1;
 }
 
 export function checkTrainOptions(options: unknown): { data: TrainData; settings: TrainSettings } {
@@ -259,6 +296,7 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     learnAlphaBeta: (o.learnAlphaBeta as boolean | undefined) ?? true,
     alphaBetaLearningRate: num(o.alphaBetaLearningRate, 'options.alphaBetaLearningRate', 1e-2, 0, 10),
     omega: num(o.omega, 'options.omega', 0.1, 0, 1e6),
+    attributeWeight: data.attributes ? num(o.attributeWeight, 'options.attributeWeight', 1, 0, 1e6) : 0,
     epochs: num(o.epochs, 'options.epochs', 10, 1, 1e6, true),
     steps: o.steps === undefined ? null : num(o.steps, 'options.steps', 0, 1, 1e9, true),
     identitiesPerBatch: num(o.identitiesPerBatch, 'options.identitiesPerBatch', 32, 2, 4096, true),
@@ -287,6 +325,8 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     augment: null,
     mirrorAverage: (o.mirrorAverage as boolean | undefined) ?? false,
   };
+  if (o.attributeWeight !== undefined && !data.attributes)
+    throw new DclError('E_ARG', 'Expected options.data.attributes (the labels the attribute term learns) with options.attributeWeight but received none');
   if (settings.network.codeCentre === true && settings.network.codeNorm! > 0)
     throw new DclError('E_ARG', 'Expected options.network.codeCentre or options.network.codeNorm > 0, not both (code normalisation already centres)');
   if (settings.network.codeNormEnd !== undefined && !(settings.network.codeNorm! > 0))
@@ -413,6 +453,7 @@ export function trainLoop(
       : new AdamW(params, { lr: settings.learningRate, weightDecay: settings.weightDecay, schedule });
 
   const [c, h, w] = inputShape;
+  const head = settings.attributeWeight > 0 && data.attributes ? new AttributeHead(attributeClasses(data.attributes), layout.n, settings.alphaBetaLearningRate) : null;
   let lastLoss = Number.NaN;
   const progress = progressReporter(setup, settings, report);
   for (let step = 0; step < total; step++) {
@@ -427,7 +468,14 @@ export function trainLoop(
     const alpha = Math.exp(scalars.values[0]);
     const beta = scalars.values[1];
     const weights = settings.hardNegatives < 1 ? hardNegativeWeights(p, layout.n, batch, settings.hardNegatives) : batch.weights;
-    const { loss, gradAlpha, gradBeta } = batchLoss(p, count, layout, settings, batch.pairs, batch.labels, weights, alpha, beta, gradP);
+    const pair = batchLoss(p, count, layout, settings, batch.pairs, batch.labels, weights, alpha, beta, gradP);
+    const { gradAlpha, gradBeta } = pair;
+    let loss = pair.loss;
+    if (head) {
+      const attribute = head.loss(p, count, batch.images.map((i) => data.attributes![i]), settings.attributeWeight, gradP);
+      loss += attribute.loss;
+      head.step(attribute.gradParameters);
+    }
     if (!Number.isFinite(loss)) throw divergedError(loss, step);
     optimizer.zeroGrad();
     backward(out, new Tensor(gradP, [count, layout.n]));

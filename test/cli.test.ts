@@ -189,6 +189,7 @@ test("reproduce's row-specific training note names the defaults each method and 
   assert.is(note({ layout: '4x8' }), 'code normalisation 1.7 rising to 6');
   assert.is(note({ layout: '32x1', method: 'std' }), 'omega 0.1');
   assert.is(note({ layout: '8x4' }), '');
+  assert.is(note({ layout: '8x4', data: { ...data, attributes: Int32Array.from(data.labels, (l) => l % 2) } }), 'attribute term weight 1');
   assert.is(note({ layout: '8x4', network: { codeNorm: 2 } }), 'code normalisation 2', 'a given codeNorm stays constant');
   assert.is(note({ layout: '32x1', method: 'dp', network: { codeNorm: 0 } }), '');
 });
@@ -216,7 +217,7 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.match(demo.stdout, /pairs \(same \/ different\) \| 8 \/ 8/);
 
   const out = path.join(tmp, 'repro');
-  const r = await run('reproduce', '--lfw', root, '--rows', '8x4-rounding,pca32', '--epochs', '1', '--cache', cache, '--out', out);
+  const r = await run('reproduce', '--lfw', root, '--rows', '8x4-rounding,8x4-gender,pca32', '--epochs', '1', '--cache', cache, '--out', out);
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /\| 8x4, rounding \| Figure 4 \| \d+\.\d \+- \d+\.\d \| 91\.4 \|/);
   assert.match(r.stdout, /PCA to 32 dims/);
@@ -226,7 +227,12 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.is(loadModelSync(path.join(out, 'models', '8x4-rounding-view1.safetensors')).encoding.mirrorAverage, true);
   for (const f of ['reproduce-view1.md', 'reproduce-view1.json', 'figure4-view1.svg', 'search-8x4.md', 'search-8x4.svg', 'gender-view1.md'])
     assert.ok(fs.existsSync(path.join(out, f)), f);
-  assert.match(r.stdout, /Gender from 8x4 face codes/);
+  assert.match(r.stdout, /Gender from 8x4 face codes[^\n]*identity-only 8x4 model/);
+  // The gender row: trained with the gender lists' labels, its own gender report.
+  assert.match(r.stdout, /^\| 8x4, rounding, plus the gender term \| Section 3\.2 \|[^\n]*\| attribute term weight 1 \|$/m);
+  assert.match(r.stdout, /Gender from 8x4 face codes[^\n]*trained with the gender term/);
+  assert.ok(fs.existsSync(path.join(out, 'gender-view1-8x4-gender.md')));
+  assert.is(loadModelSync(path.join(out, 'models', '8x4-gender-view1.safetensors')).training.attributeWeight, 1);
   assert.match(r.stdout, /recall against bins visited \(8x4\)/);
   // 4 test people x 4 images: 16 queries with 3 targets each; all found once every bin is visited.
   const search = JSON.parse(fs.readFileSync(path.join(out, 'search-8x4.json'), 'utf8'));
@@ -242,6 +248,13 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.is(pcaOnly.code, 0, pcaOnly.stderr);
   assert.ok(fs.existsSync(path.join(tmp, 'repro-pca', 'reproduce-view1.md')));
   assert.not.ok(fs.existsSync(path.join(tmp, 'repro-pca', 'figure4-view1.svg')));
+  // Without gender lists the gender row cannot train.
+  const noGender = path.join(tmp, 'lfw-no-gender');
+  fs.cpSync(root, noGender, { recursive: true });
+  fs.rmSync(path.join(noGender, 'gender'), { recursive: true });
+  const ng = await run('reproduce', '--lfw', noGender, '--rows', '8x4-gender', '--cache', cache);
+  assert.is(ng.code, 1);
+  assert.match(ng.stderr, /E_IO[\s\S]*gender lists[\s\S]*8x4-gender/);
   const bad = await run('reproduce', '--lfw', root, '--rows', 'nope');
   assert.is(bad.code, 1);
   assert.match(bad.stderr, /E_ARG/);

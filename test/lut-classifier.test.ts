@@ -15,13 +15,14 @@ import { parseLayout } from '../lib/codes.js';
 import type { CodeLayout } from '../lib/codes.js';
 import { COMMANDS } from '../lib/commands.js';
 import { DclError } from '../lib/errors.js';
-import { genderExperiment, genderMarkdown, lfwGenderList, writeGenderReport } from '../lib/gender.js';
+import { chooseMinSamples, genderExperiment, genderMarkdown, lfwGenderList, writeGenderReport } from '../lib/gender.js';
 import { LFW_PREPROCESSING } from '../lib/images.js';
 import { fitLogisticRegression, logisticPredict, logisticProbabilities } from '../lib/logistic.js';
 import { LutClassifier } from '../lib/lut-classifier.js';
 import type { LutPredictOptions } from '../lib/lut-classifier.js';
 import { Model } from '../lib/model.js';
 import { DclS } from '../lib/nn.js';
+import { Rng } from '../lib/random.js';
 import { syntheticFaces } from '../lib/synthetic.js';
 import { codeDistanceRef, xorshift } from './reference.js';
 
@@ -365,6 +366,24 @@ function tinyModel(layout = '8x4'): Model {
   });
 }
 
+test('chooseMinSamples: people-disjoint validation on the training faces picks the clear winner, the smallest on a tie', () => {
+  const people = 40;
+  const person = Int32Array.from({ length: 4 * people }, (_, i) => Math.floor(i / 4));
+  const layout = parseLayout('32x1');
+  const settings = new LutClassifier({ layout, classes: ['a', 'b'] }).options;
+  // The code says the class (two bins): the face's own bin is right, widening to everything is not.
+  const labels = Int32Array.from(person, (p) => p % 2);
+  const codes = Int32Array.from(labels, (l) => (l ? -1 : 0));
+  assert.is(chooseMinSamples({ codes, labels, person }, layout, settings, [1, 4, 1000]), 1);
+  // Labels unrelated to random codes, 3:1 for class 0: the prior (widening to everyone) wins.
+  const rng = new Rng(5);
+  const noise = Int32Array.from(person, (p) => (p % 4 === 3 ? 1 : 0));
+  const random = Int32Array.from(person, () => Math.floor(rng.uniform() * 2 ** 32) | 0);
+  assert.is(chooseMinSamples({ codes: random, labels: noise, person }, layout, settings, [1, 4, 1000]), 1000);
+  // One class only: every value is right everywhere, so the smallest.
+  assert.is(chooseMinSamples({ codes: random, labels: new Int32Array(person.length), person }, layout, settings, [8, 2, 16]), 2);
+});
+
 test('gender experiment end to end on a tiny LFW tree (view1 and 10fold), report files; dcl classify', async () => {
   const root = path.join(tmp, 'lfw');
   await writeTinyLfw(root);
@@ -392,7 +411,15 @@ test('gender experiment end to end on a tiny LFW tree (view1 and 10fold), report
   assert.is(r.trainSize[1].lut.mean, v.lut.accuracy);
   assert.ok(r.trainSize[0].faces >= 7.5 && r.trainSize[0].faces < 15);
   assert.equal(r.minSamples.map((m) => m.minSamples), [1, 4, 100]);
-  assert.is(r.minSamples[0].accuracy, v.lut.accuracy);
+  // minSamples 'auto' (the default) picks one of the sweep on the training faces; the table's
+  // accuracy is the sweep's at that value.
+  assert.is(r.settings.minSamples, 'auto');
+  assert.ok([1, 4, 100].includes(v.minSamples), `chosen ${v.minSamples}`);
+  assert.is(r.minSamples.find((m) => m.minSamples === v.minSamples)!.accuracy, v.lut.accuracy);
+  const fixed = await genderExperiment({ lfw: root, model: modelFile, cache, seeds: [1], fractions: [1], minSamplesSweep: [1, 4], minSamples: 4 });
+  assert.is(fixed.settings.minSamples, 4);
+  assert.is(fixed.results[0].minSamples, 4);
+  assert.is(fixed.results[0].lut.accuracy, fixed.minSamples[1].accuracy);
   // minSamples beyond everything counted gathers every bin: the prior's answer.
   assert.is(r.minSamples[2].meanSamples, 15);
   assert.is(r.minSamples[2].accuracy, v.majority.accuracy);
