@@ -21,7 +21,7 @@
 // The device program is written against DeviceOps, a table of the launchers over buffer numbers.
 // cudaOps() is the CUDA backend; test/cuda-train.test.ts also runs the same program on host
 // buffers and the CPU kernels, where it must give the CPU trainer's results bit for bit.
-import { abortedError, divergedError, prepareTraining, progressReporter, trainResult } from './train-setup.js';
+import { abortedError, divergedError, methodAt, prepareTraining, progressReporter, trainResult } from './train-setup.js';
 import type { TrainData, TrainProgress, TrainResult, TrainSettings } from './train.js';
 import { cudaAvailable, requireCuda } from './cuda.js';
 import { DclError } from './errors.js';
@@ -495,7 +495,6 @@ export function cudaTrainLoop(
   // AdamW as lib/optim.ts (betas 0.9 / 0.999, eps 1e-8, decoupled weight decay on every parameter).
   const beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
 
-  const method = BATCH_LOSS_METHOD[settings.method];
   const result = new Float64Array(3);
   const net = new DeviceNet(ops, network, maxBatch, true);
   try {
@@ -511,7 +510,7 @@ export function cudaTrainLoop(
       let weightSum = 0;
       for (let k = 0; k < batch.weights.length; k++) weightSum += batch.weights[k];
       const P = batch.labels.length;
-      ops.batchLoss(net.output, net.outputGrad, batch.pairs, batch.labels, batch.weights, result, [count, layout.n, P, layout.levels, method], alpha, beta, weightSum, settings.omega);
+      ops.batchLoss(net.output, net.outputGrad, batch.pairs, batch.labels, batch.weights, result, [count, layout.n, P, layout.levels, BATCH_LOSS_METHOD[methodAt(settings, step, total)]], alpha, beta, weightSum, settings.omega);
       const [loss, gradAlpha, gradBeta] = result;
       if (!Number.isFinite(loss)) throw divergedError(loss, step);
       net.backward(count);

@@ -118,6 +118,8 @@ export function trainingNote(training: Record<string, unknown>): string {
   if ((network.codeNorm ?? 0) > 0)
     parts.push(network.codeNormEnd === undefined ? `code normalisation ${network.codeNorm}` : `code normalisation ${network.codeNorm} rising to ${network.codeNormEnd}`);
   if (training.method === 'std') parts.push(`omega ${training.omega}`);
+  const warmup = (training.roundingWarmup as number | undefined) ?? 0;
+  if (warmup > 0) parts.push(`rounding warm-up for the first ${Math.round(100 * warmup)}% of the steps`);
   return parts.join(', ');
 }
 

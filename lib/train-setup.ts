@@ -18,6 +18,7 @@ import { IdentityBatchSampler } from './sampling.js';
 import type { PairBatch } from './sampling.js';
 import { Tensor } from './tensor.js';
 import type { TrainData, TrainProgress, TrainResult, TrainSettings } from './train.js';
+import type { TrainMethod } from './model.js';
 
 /**
  * Data-dependent start for the last layer (a choice the paper leaves open). With |tanh| and
@@ -182,6 +183,11 @@ export function prepareTraining(data: TrainData, settings: TrainSettings): Train
     return { batch, count, images };
   };
   return { layout, inputShape, per, maxBatch, view, network, sampler, perEpoch, total, schedule, scalars, nextBatch };
+}
+
+/** The loss a step trains with: 'rounding' during the rounding warm-up (settings.roundingWarmup), then the method's own. */
+export function methodAt(settings: Pick<TrainSettings, 'method' | 'roundingWarmup'>, step: number, total: number): TrainMethod {
+  return step < Math.floor(settings.roundingWarmup * total) ? 'rounding' : settings.method;
 }
 
 /** The E_ABORTED error of a loop stopped before `step`. */

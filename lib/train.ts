@@ -13,10 +13,11 @@
 //   direction of the gradient at tied codes comes from the unrounded values (sign(s1 - s2)).
 // - 'dp' (technique 2, Q = 1): the expected loss over random bits with P(bit = 1) = p, exact, by
 //   the O(n^2) dynamic program, with its exact gradient.
-// - 'std' (technique 3): the loss on the unrounded values 2^Q p minus omega * sum_i Std_batch(p_i).
-//   The paper writes + omega Std, but its stated intent is to push outputs to saturate; for
-//   outputs in [0, 1) saturation means a LARGER spread, so the term is subtracted (omega >= 0
-//   rewards spread). A test shows it drives outputs towards 0 and 1.
+// - 'std' (technique 3): the pair loss L on the codes, as for 'rounding' (eq. 8 adds the term to L,
+//   and L is the loss of the quantized codes f), minus omega * sum_i Std_batch(p_i). The paper
+//   writes + omega Std, but its stated intent is to push outputs to saturate; for outputs in
+//   [0, 1) saturation means a LARGER spread, so the term is subtracted (omega >= 0 rewards
+//   spread). A test shows it drives outputs towards 0 and 1.
 // - 'float': the loss on the unrounded values 2^Q p alone (the unquantized reference).
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +37,7 @@ import type { ImagePreprocessing, PreprocessingOptions } from './images.js';
 import { hardNegativeWeights } from './sampling.js';
 import { Tensor } from './tensor.js';
 import { describe, knownKeys, plainObject } from './validate.js';
-import { abortedError, divergedError, prepareTraining, progressReporter, trainResult } from './train-setup.js';
+import { abortedError, divergedError, methodAt, prepareTraining, progressReporter, trainResult } from './train-setup.js';
 import { cudaEncode, cudaEncodeSync, cudaTrainLoop, encodeDevice, trainDevice } from './cuda-train.js';
 import type { DeviceOption } from './cuda-train.js';
 
@@ -91,6 +92,12 @@ export interface TrainOptions {
    * "Gender"). 0 turns it off.
    */
   attributeWeight?: number;
+  /**
+   * The fraction of the steps, from the start, trained with the rounding error term before the
+   * method's own loss takes over (methodAt). Default 0.5 for 'dp' (its expected loss over random
+   * bits gives little signal from a random start: README, "Results on LFW"), 0 otherwise.
+   */
+  roundingWarmup?: number;
   /** Passes over the identities (default 10). */
   epochs?: number;
   /** Or a fixed number of steps (overrides epochs). */
@@ -158,7 +165,13 @@ export interface TrainOptions {
   device?: DeviceOption;
 }
 
-/** The standard deviation code normalisation holds pre-sigmoid values at, by default for 'dp' and Q >= 8. */
+/**
+ * The part of a 'dp' run trained with the rounding error term first (options.roundingWarmup): the
+ * DP's expected loss then starts from bits that already mean something.
+ */
+export const DEFAULT_DP_ROUNDING_WARMUP = 0.5;
+
+/** The standard deviation code normalisation holds pre-sigmoid values at, by default for Q >= 8 (and 'dp' without the warm-up). */
 export const DEFAULT_CODE_NORM = 1.7;
 /**
  * The spread the default code normalisation rises to by the last step (network.codeNormEnd): a
@@ -167,7 +180,7 @@ export const DEFAULT_CODE_NORM = 1.7;
 export const DEFAULT_CODE_NORM_END = 6;
 
 const OPTION_KEYS = [
-  'data', 'layout', 'method', 'alpha', 'beta', 'learnAlphaBeta', 'alphaBetaLearningRate', 'omega', 'attributeWeight', 'epochs', 'steps',
+  'data', 'layout', 'method', 'alpha', 'beta', 'learnAlphaBeta', 'alphaBetaLearningRate', 'omega', 'attributeWeight', 'roundingWarmup', 'epochs', 'steps',
   'identitiesPerBatch', 'imagesPerIdentity', 'singlesPerBatch', 'hardNegatives', 'optimizer', 'learningRate', 'momentum', 'weightDecay',
   'schedule', 'warmupSteps', 'seed', 'network', 'onProgress', 'progressEvery', 'signal', 'worker', 'preprocessing', 'augment',
   'mirrorAverage',
@@ -193,6 +206,8 @@ export interface TrainSettings {
   omega: number;
   /** Weight of the attribute term; 0 without data.attributes. */
   attributeWeight: number;
+  /** The fraction of the steps trained with 'rounding' first (methodAt). */
+  roundingWarmup: number;
   epochs: number;
   steps: number | null;
   identitiesPerBatch: number;
@@ -287,7 +302,8 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
   // 8-bit dimensions (4x8) from collapsing to one code; rising from DEFAULT_CODE_NORM to
   // DEFAULT_CODE_NORM_END it also lets the bits sharpen. 'std' trains better without it (its own
   // term spreads the outputs) and so do the other rounding layouts (README, "Results on LFW").
-  const defaultNorm = (method === 'dp' || layout.q >= 8) && network.codeCentre !== true;
+  const roundingWarmup = num(o.roundingWarmup, 'options.roundingWarmup', method === 'dp' ? DEFAULT_DP_ROUNDING_WARMUP : 0, 0, 0.999);
+  const defaultNorm = ((method === 'dp' && roundingWarmup === 0) || layout.q >= 8) && network.codeCentre !== true;
   const settings: TrainSettings = {
     layout: layout.name,
     method,
@@ -296,6 +312,7 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     learnAlphaBeta: (o.learnAlphaBeta as boolean | undefined) ?? true,
     alphaBetaLearningRate: num(o.alphaBetaLearningRate, 'options.alphaBetaLearningRate', 1e-2, 0, 10),
     omega: num(o.omega, 'options.omega', 0.1, 0, 1e6),
+    roundingWarmup,
     attributeWeight: data.attributes ? num(o.attributeWeight, 'options.attributeWeight', 1, 0, 1e6) : 0,
     epochs: num(o.epochs, 'options.epochs', 10, 1, 1e6, true),
     steps: o.steps === undefined ? null : num(o.steps, 'options.steps', 0, 1, 1e9, true),
@@ -386,7 +403,7 @@ export function batchLoss(
   const s = new Float32Array(p.length);
   for (let i = 0; i < p.length; i++) s[i] = scale * p[i];
   let values = s;
-  if (settings.method === 'rounding') {
+  if (settings.method === 'rounding' || settings.method === 'std') {
     // Straight-through: the forward distance uses the codes, the backward treats the rounding
     // error as a constant, so d/ds = d/dvalues.
     values = new Float32Array(p.length);
@@ -468,7 +485,7 @@ export function trainLoop(
     const alpha = Math.exp(scalars.values[0]);
     const beta = scalars.values[1];
     const weights = settings.hardNegatives < 1 ? hardNegativeWeights(p, layout.n, batch, settings.hardNegatives) : batch.weights;
-    const pair = batchLoss(p, count, layout, settings, batch.pairs, batch.labels, weights, alpha, beta, gradP);
+    const pair = batchLoss(p, count, layout, { method: methodAt(settings, step, total), omega: settings.omega }, batch.pairs, batch.labels, weights, alpha, beta, gradP);
     const { gradAlpha, gradBeta } = pair;
     let loss = pair.loss;
     if (head) {

@@ -242,7 +242,7 @@ test('network.codeNormEnd: the spread rises geometrically from codeNorm to codeN
   assertFails(() => net.setCodeNorm(0), /above 0 and at most 100 for spread/, 'spread 0');
   // A scheduled run trains and saves the plain network folded at the last spread.
   const faces = syntheticFaces({ identities: 8, imagesPerIdentity: 3, size: 32, seed: 5 });
-  const model = trainSync({ data: faces, layout: '16x1', method: 'dp', steps: 4, identitiesPerBatch: 4, network: { channels: [4, 8], hidden: 16, codeNormEnd: 5 }, seed: 2 });
+  const model = trainSync({ data: faces, layout: '16x1', method: 'dp', roundingWarmup: 0, steps: 4, identitiesPerBatch: 4, network: { channels: [4, 8], hidden: 16, codeNormEnd: 5 }, seed: 2 });
   assert.is(model.network.codeNorm, 0);
   assert.is((model.training as { network: { codeNormEnd?: number } }).network.codeNormEnd, 5, 'the schedule is in the training record');
 });

@@ -185,13 +185,14 @@ async function writeTinyLfw(root: string): Promise<void> {
 test("reproduce's row-specific training note names the defaults each method and layout chose", () => {
   const data = syntheticFaces({ identities: 3, imagesPerIdentity: 2, size: 32, seed: 1 });
   const note = (extra: Record<string, unknown>) => trainingNote(checkTrainOptions({ data, ...extra }).settings as unknown as Record<string, unknown>);
-  assert.is(note({ layout: '32x1', method: 'dp' }), 'code normalisation 1.7 rising to 6');
+  assert.is(note({ layout: '32x1', method: 'dp' }), 'rounding warm-up for the first 50% of the steps');
+  assert.is(note({ layout: '32x1', method: 'dp', roundingWarmup: 0 }), 'code normalisation 1.7 rising to 6');
   assert.is(note({ layout: '4x8' }), 'code normalisation 1.7 rising to 6');
   assert.is(note({ layout: '32x1', method: 'std' }), 'omega 0.1');
   assert.is(note({ layout: '8x4' }), '');
   assert.is(note({ layout: '8x4', data: { ...data, attributes: Int32Array.from(data.labels, (l) => l % 2) } }), 'attribute term weight 1');
   assert.is(note({ layout: '8x4', network: { codeNorm: 2 } }), 'code normalisation 2', 'a given codeNorm stays constant');
-  assert.is(note({ layout: '32x1', method: 'dp', network: { codeNorm: 0 } }), '');
+  assert.is(note({ layout: '32x1', method: 'dp', roundingWarmup: 0, network: { codeNorm: 0 } }), '');
 });
 
 test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {

@@ -85,7 +85,7 @@ const small = { channels: [8, 16], kernels: [5, 3], hidden: 32 };
 function options(extra: Partial<TrainOptions>): TrainOptions {
   return {
     data,
-    // codeNorm 0: the CUDA trainer has no code normalisation yet ('dp' and Q >= 8 default to it).
+    // codeNorm 0: the CUDA trainer has no code normalisation yet (Q >= 8, and 'dp' without its rounding warm-up, default to it).
     network: { ...small, codeNorm: 0 },
     steps: 6,
     identitiesPerBatch: 6,
@@ -153,8 +153,8 @@ test("device 'cuda' with options the CUDA trainer lacks: E_ARG (before any CUDA 
   assert.is(settings.device, 'cpu');
   const base = checkTrainOptions(options({})).settings;
   assert.is(cudaTrainingUnsupported(base), null);
-  assert.match(cudaTrainingUnsupported(checkTrainOptions(options({ method: 'dp', layout: '16x1', network: small })).settings) ?? '', /codeNorm/, 'dp normalises its codes by default');
-  assert.is(cudaTrainingUnsupported(checkTrainOptions(options({ method: 'dp', layout: '16x1', network: { ...small, codeNorm: 0 } })).settings), null);
+  assert.match(cudaTrainingUnsupported(checkTrainOptions(options({ method: 'dp', layout: '16x1', roundingWarmup: 0, network: small })).settings) ?? '', /codeNorm/, 'dp without its warm-up normalises its codes by default');
+  assert.is(cudaTrainingUnsupported(checkTrainOptions(options({ method: 'dp', layout: '16x1', network: small })).settings), null, 'dp with its rounding warm-up (the default) does not');
   assert.is(cudaTrainingUnsupported(checkTrainOptions(options({ method: 'std', layout: '16x1', network: small })).settings), null, "'std' has no code normalisation by default");
   assert.match(cudaTrainingUnsupported(checkTrainOptions(options({ hardNegatives: 0.5 })).settings) ?? '', /hardNegatives/);
   await expectCode(

@@ -3,7 +3,7 @@
 // dL/dp on the device and brings back three float64 values: the loss, d/dalpha and d/dbeta.
 //
 // For method rounding / std / float: s = 2^Q p (float32, exact: a power of two), f = s, or the
-// rounded codes clamp(floor(s), 0, 2^Q - 1) for rounding; pair_l1_loss(f, directions s); dL/dp =
+// rounded codes clamp(floor(s), 0, 2^Q - 1) for rounding and std; pair_l1_loss(f, directions s); dL/dp =
 // 2^Q dL/df (exact). For dp: hamming_dp(p). Then, for std with omega > 0, the spread term of
 // every output i over the batch: std_i = sqrt(var_i + 1e-12) with mean and variance in float64
 // (one block per output, a fixed-order tree: within rounding of the CPU's sequential sums),
@@ -110,7 +110,7 @@ CudaStatus batch_loss(const BatchLossArgs& a, const float* p, float* grad_p, dou
     case BatchLossMethod::rounding:
     case BatchLossMethod::std_term:
     case BatchLossMethod::unrounded: {
-      const bool rounding = a.method == BatchLossMethod::rounding;
+      const bool rounding = a.method == BatchLossMethod::rounding || a.method == BatchLossMethod::std_term;
       Scratch values;
       DCL_CUDA_RETURN_IF_ERROR(values.allocate(sizeof(float) * total * (rounding ? 2 : 1)));
       float* s = values.as<float>();

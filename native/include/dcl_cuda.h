@@ -155,7 +155,7 @@ CudaStatus hamming_dp(const DevicePairLoss& a, const float* p, float* grad_p);
 CudaStatus pair_l1_loss(const DevicePairLoss& a, const float* f, const float* s, float* grad_f);
 
 // The training loss of one batch (lib/train.ts batchLoss, whose CPU code is the oracle):
-// rounding / std / float through pair_l1_loss on 2^Q p (rounded codes for rounding), dp through
+// rounding / std / float through pair_l1_loss on 2^Q p (rounded codes for rounding and std), dp through
 // hamming_dp, the spread term for std; native/cuda/batch_loss.cu. grad_p [N, n] receives dL/dp;
 // result (device, float64 [3]) receives the loss (sum_k w_k loss_k / weight_sum, minus omega
 // sum_i std_i for std), d/dalpha and d/dbeta.
