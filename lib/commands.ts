@@ -165,6 +165,7 @@ const trainCommand: CommandSpec = {
     color: { type: 'string', help: "'gray' or 'rgb' (--data)", default: 'gray', value: 'C' },
     augment: { type: 'boolean', help: 'random flips, shifts and scales (store images with a margin)', default: 'on for --lfw' },
     mirror: { type: 'boolean', help: 'the model encodes a face as the average of it and its mirror image (twice the encoding work)', default: 'off' },
+    gender: { type: 'boolean', help: "with --lfw: also learn gender from LFW's gender lists (the attribute term), so the code carries it for dcl classify", default: 'off' },
     out: { type: 'string', help: 'model file to write', default: 'model.safetensors', value: 'FILE' },
     ...cacheOptions,
   },
@@ -175,11 +176,18 @@ const trainCommand: CommandSpec = {
     if (hasData === hasLfw) throw new UsageError('give exactly one of --data PATH and --lfw DIR');
     let pre: ImagePreprocessing;
     let data: LoadedDataset;
+    let attributes: Int32Array | undefined;
     const augment = (ctx.options.augment as boolean | undefined) ?? hasLfw;
+    if (ctx.options.gender === true && !hasLfw) throw new UsageError('--gender needs --lfw (the labels come from its gender lists)');
     if (hasLfw) {
       pre = resolvePreprocessing(augment ? LFW_PREPROCESSING : { ...LFW_PREPROCESSING, storedSize: null });
       const split = lfwSplit(ctx, str(ctx, 'protocol', 'view1'));
       data = await loadSet(ctx, split.train, pre, 'decoding LFW training images', 'stored');
+      if (ctx.options.gender === true) {
+        const { lfwGenderAttributes } = await import('./gender.js');
+        attributes = lfwGenderAttributes(findLfw(str(ctx, 'lfw', ''), ctx.options.images ? { images: ctx.options.images as string } : undefined), data.files);
+        ctx.out.note(`gender term: ${attributes.filter((a) => a >= 0).length} of ${attributes.length} images labelled`);
+      }
     } else {
       const side = int(ctx, 'size', 64);
       const color = str(ctx, 'color', 'gray') as 'gray' | 'rgb';
@@ -197,7 +205,7 @@ const trainCommand: CommandSpec = {
     ctx.out.note(`${data.count} images of ${new Set(data.labels).size} people${data.skipped.length ? ` (${data.skipped.length} skipped)` : ''}${data.fromCache ? ', from the cache' : ''}`);
     const started = performance.now();
     const model = await train({
-      data: { images: data.images, labels: data.labels, shape: data.shape },
+      data: { images: data.images, labels: data.labels, shape: data.shape, ...(attributes ? { attributes } : {}) },
       preprocessing: pre,
       augment,
       mirrorAverage: (ctx.options.mirror as boolean | undefined) ?? false,

@@ -269,6 +269,22 @@ export function lfwGenderList(
   return { files: listed.files, labels: listed.labels, names: [...GENDER_CLASSES], summary: { ...listed.summary, used: listed.files.length, male: count(listed.labels, 0), female: count(listed.labels, 1) } };
 }
 
+/**
+ * Gender per image file for the attribute term (TrainOptions data.attributes): 0 male, 1 female
+ * (GENDER_CLASSES), -1 for a file in both lists or in neither. Files are matched by name
+ * (Person_Name_0001.jpg), so any LFW image folder works.
+ */
+export function lfwGenderAttributes(lfw: string | LfwLocation, files: readonly string[]): Int32Array {
+  const where = typeof lfw === 'string' ? findLfw(lfw) : lfw;
+  if (where.maleNames === null || where.femaleNames === null)
+    throw new DclError('E_IO', `Could not find the gender lists (gender/male_names.txt, gender/female_names.txt) in the LFW folder ${where.root}`);
+  const gender = readLfwGender(where.maleNames, where.femaleNames);
+  return Int32Array.from(files, (f) => {
+    const g = gender.labels.get(path.basename(f));
+    return g === undefined ? -1 : GENDER_CLASSES.indexOf(g);
+  });
+}
+
 function count(labels: Int32Array, value: number): number {
   let n = 0;
   for (const l of labels) if (l === value) n++;

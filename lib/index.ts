@@ -77,7 +77,7 @@ export { LutClassifier, LUT_FORMAT_VERSION } from './lut-classifier.js';
 export type { LutClassifierOptions, LutPredictOptions, LutPrediction, LutWeighting } from './lut-classifier.js';
 export { fitLogisticRegression, logisticProbabilities, logisticPredict } from './logistic.js';
 export type { LogisticOptions, LogisticModel } from './logistic.js';
-export { chooseMinSamples, genderExperiment, genderMarkdown, genderSvg, writeGenderReport, lfwGenderList, GENDER_CLASSES } from './gender.js';
+export { chooseMinSamples, genderExperiment, genderMarkdown, genderSvg, writeGenderReport, lfwGenderAttributes, lfwGenderList, GENDER_CLASSES } from './gender.js';
 export type { GenderExperimentOptions, GenderReport, GenderResult, GenderEvent, GenderSetSummary, TrainSizePoint, MinSamplesPoint } from './gender.js';
 export * as losses from './losses.js';
 export { hammingDpLoss, pairL1Loss, softplus, softplusDerivative, pairLossAt, MAX_DP_BITS } from './losses.js';

@@ -20,10 +20,10 @@ import { bestThreshold, fitPca, foldedAccuracy, lineChartSvg, pairDistances, pca
 import { writeFileAtomic } from './files.js';
 import { augmentBatch, LFW_PREPROCESSING, loadDataset, resolvePreprocessing } from './images.js';
 import type { ImageBatch, ImagePreprocessing, LoadedDataset } from './images.js';
-import { findLfw, lfwView1Split, lfwView2Split, readLfwGender } from './lfw.js';
-import type { LfwImageSet, LfwLocation, LfwPairSet, LfwSplit } from './lfw.js';
+import { findLfw, lfwView1Split, lfwView2Split } from './lfw.js';
+import type { LfwImageSet, LfwPairSet, LfwSplit } from './lfw.js';
 import type { Model, TrainMethod } from './model.js';
-import { GENDER_CLASSES, genderExperiment, genderMarkdown, writeGenderReport } from './gender.js';
+import { genderExperiment, genderMarkdown, lfwGenderAttributes, writeGenderReport } from './gender.js';
 import { searchEval, searchEvalMarkdown, writeSearchEval } from './search-eval.js';
 import { train } from './train.js';
 import type { TrainOptions, TrainProgress } from './train.js';
@@ -238,7 +238,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
             images: trainData.images,
             labels: trainData.labels,
             shape: trainData.shape,
-            ...(row.attribute === 'gender' ? { attributes: genderAttributes(location, trainData.files) } : {}),
+            ...(row.attribute === 'gender' ? { attributes: lfwGenderAttributes(location, trainData.files) } : {}),
           },
           preprocessing: pre,
           layout: row.layout!,
@@ -317,15 +317,6 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
   }
   const files = writeReport(out, protocol, markdown, rowResults, { started: started.toISOString(), seconds, epochs, trainImages, lfw: location.root, preprocessing: pre, train: extra });
   return { protocol, lfw: location.root, started: started.toISOString(), seconds, epochs, trainImages, rows: rowResults, markdown, files: [...files, ...searchFiles] };
-}
-
-/** Gender per image for the attribute term: 0 male, 1 female, -1 unlabelled (both lists or neither). */
-function genderAttributes(location: LfwLocation, files: readonly string[]): Int32Array {
-  const gender = readLfwGender(location.maleNames!, location.femaleNames!);
-  return Int32Array.from(files, (f) => {
-    const g = gender.labels.get(path.basename(f));
-    return g === undefined ? -1 : GENDER_CLASSES.indexOf(g);
-  });
 }
 
 interface PairIndex {

@@ -207,6 +207,15 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   const tm = await run('train', '--lfw', root, '--steps', '1', '--layout', '16x2', '--mirror', '--cache', cache, '--out', mirrored);
   assert.is(tm.code, 0, tm.stderr);
   assert.is(loadModelSync(mirrored).encoding.mirrorAverage, true);
+  // --gender: the attribute term with the gender lists' labels.
+  const gendered = path.join(tmp, 'lfw-gender.safetensors');
+  const tg = await run('train', '--lfw', root, '--steps', '2', '--layout', '8x4', '--gender', '--cache', cache, '--out', gendered);
+  assert.is(tg.code, 0, tg.stderr);
+  assert.match(tg.stderr + tg.stdout, /gender term: 16 of 16 images labelled/);
+  assert.is(loadModelSync(gendered).training.attributeWeight, 1);
+  const tgBad = await run('train', '--data', root, '--steps', '2', '--gender');
+  assert.is(tgBad.code, 2, tgBad.stderr);
+  assert.match(tgBad.stderr, /--gender needs --lfw/);
   const e = await run('eval', '--model', model, '--lfw', root, '--cache', cache);
   assert.is(e.code, 0, e.stderr);
   assert.match(e.stdout, /pairs: 8 same, 8 different/);

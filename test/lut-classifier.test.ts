@@ -15,7 +15,7 @@ import { parseLayout } from '../lib/codes.js';
 import type { CodeLayout } from '../lib/codes.js';
 import { COMMANDS } from '../lib/commands.js';
 import { DclError } from '../lib/errors.js';
-import { chooseMinSamples, genderExperiment, genderMarkdown, lfwGenderList, writeGenderReport } from '../lib/gender.js';
+import { chooseMinSamples, genderExperiment, genderMarkdown, lfwGenderAttributes, lfwGenderList, writeGenderReport } from '../lib/gender.js';
 import { LFW_PREPROCESSING } from '../lib/images.js';
 import { fitLogisticRegression, logisticPredict, logisticProbabilities } from '../lib/logistic.js';
 import { LutClassifier } from '../lib/lut-classifier.js';
@@ -448,6 +448,13 @@ test('gender experiment end to end on a tiny LFW tree (view1 and 10fold), report
   const missing = await genderExperiment({ lfw: root, protocol: '10fold', foldModels: path.join(tmp, 'none{fold}.safetensors'), cache }).catch((e) => e);
   assert.ok(missing instanceof DclError && missing.code === 'E_IO');
   assert.equal(lfwGenderList(root, 'view1-test').summary.unlabelledNeither, 1);
+  // Per-file labels for the attribute term, matched by file name: both lists or neither -> -1.
+  const named = [`${p(0)}_0001.jpg`, `${p(0)}_0002.jpg`, `${p(2)}_0001.jpg`, `${p(7)}_0004.jpg`].map((f) => path.join('/any/folder', f));
+  assert.equal(Array.from(lfwGenderAttributes(root, named)), [-1, 0, 1, -1]);
+  const noLists = path.join(tmp, 'lfw-no-lists');
+  fs.cpSync(root, noLists, { recursive: true });
+  fs.rmSync(path.join(noLists, 'gender'), { recursive: true });
+  assert.throws(() => lfwGenderAttributes(noLists, named), (e: unknown) => e instanceof DclError && e.code === 'E_IO' && /gender lists/.test(e.message));
 
   // dcl classify fit (LFW gender lists, and a list file) and predict.
   const out = capture();
