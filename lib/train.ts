@@ -29,8 +29,8 @@ import { hammingDpLoss, pairL1Loss } from './losses.js';
 import { LIBRARY_VERSION, Model } from './model.js';
 import type { TrainMethod } from './model.js';
 import { DclS } from './nn.js';
-import { AttributeHead } from './attribute-head.js';
 import type { NamedArray } from './nn.js';
+import { AttributeHead } from './attribute-head.js';
 import { AdamW, SGD } from './optim.js';
 import { augmentBatch, imageShape, loadImages, resolvePreprocessing } from './images.js';
 import type { ImagePreprocessing, PreprocessingOptions } from './images.js';
@@ -82,14 +82,15 @@ export interface TrainOptions {
   /**
    * Weight of the standard-deviation term for method 'std' (default 0.1). The term is a sum over
    * the n outputs (up to n / 2), the pair loss about 0.7: with omega 1 the spread alone would
-   * drive training (LFW View 1, 15 epochs, 32x1: omega 1 53%, 0.1 64.3%, 0.01 60.7%, rounding 64.2%).
+   * drive training (LFW View 1, 32x1, 60 epochs: omega 0.1 68.0%, 0.03 67.4%; at 15 epochs, with
+   * the earlier std on the unrounded values: omega 1 53%, 0.1 64.3%, 0.01 60.7%).
    */
   omega?: number;
   /**
    * Weight of the auxiliary attribute term when data.attributes is given (default 1): a linear
    * softmax head on the outputs p learns the attribute with the network and is then discarded, so
    * that the code itself carries the attribute for a look-up table (lib/attribute-head.ts; README,
-   * "Gender"). 0 turns it off.
+   * "How training works"). 0 turns it off.
    */
   attributeWeight?: number;
   /**
@@ -298,8 +299,9 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     throw new DclError('E_ARG', `Expected 'cosine', 'constant' or 'step' for options.schedule but received ${describe(o.schedule)}`);
   if (network.codeCentre !== undefined && typeof network.codeCentre !== 'boolean')
     throw new DclError('E_ARG', `Expected a boolean for options.network.codeCentre but received ${describe(network.codeCentre)}`);
-  // Code normalisation keeps the outputs spread, which the DP's random bits need, and which keeps
-  // 8-bit dimensions (4x8) from collapsing to one code; rising from DEFAULT_CODE_NORM to
+  // Code normalisation keeps the outputs spread, which keeps 8-bit dimensions (4x8) from
+  // collapsing to one code, and which the DP's random bits need when it trains from the start
+  // (after its rounding warm-up they already mean something); rising from DEFAULT_CODE_NORM to
   // DEFAULT_CODE_NORM_END it also lets the bits sharpen. 'std' trains better without it (its own
   // term spreads the outputs) and so do the other rounding layouts (README, "Results on LFW").
   const roundingWarmup = num(o.roundingWarmup, 'options.roundingWarmup', method === 'dp' ? DEFAULT_DP_ROUNDING_WARMUP : 0, 0, 0.999);
