@@ -268,7 +268,7 @@ function checkData(value: unknown): TrainData {
 const MAX_ATTRIBUTE_CLASSES = 1024;
 
 /** The number of attribute classes: one more than the largest label. */
-export function attributeClasses(attributes: Int32Array): number {
+function attributeClasses(attributes: Int32Array): number {
   let top = -1;
   for (const a of attributes) top = Math.max(top, a);
   return top + 1;
