@@ -9,6 +9,7 @@ import { Rng } from '../lib/random.js';
 import { syntheticFaces } from '../lib/synthetic.js';
 import { checkTrainOptions, trainSync } from '../lib/train.js';
 import type { TrainOptions } from '../lib/train.js';
+import { quickTrainOptions } from './helpers.js';
 
 /** float64 reference: weight * mean over labelled rows of -log softmax(W p + b)[label]. */
 function referenceLoss(values: readonly number[], classes: number, dims: number, p: ArrayLike<number>, labels: Int32Array, weight: number): number {
@@ -79,19 +80,7 @@ test('attribute term: a batch with no labelled row adds nothing; the gradient ad
 // each has its own face, so the network can learn to write the parity into the code.
 const data = syntheticFaces({ identities: 12, imagesPerIdentity: 4, size: 32, seed: 11, noise: 0.05 });
 const attributes = Int32Array.from(data.labels, (l) => l % 2);
-const small = { channels: [8, 16], kernels: [5, 3], hidden: 32 };
-const options = (extra: Partial<TrainOptions>): TrainOptions => ({
-  data: { ...data, attributes },
-  layout: '8x4',
-  network: small,
-  steps: 80,
-  identitiesPerBatch: 8,
-  imagesPerIdentity: 4,
-  learningRate: 5e-4,
-  worker: false,
-  seed: 3,
-  ...extra,
-});
+const options = (extra: Partial<TrainOptions>): TrainOptions => quickTrainOptions({ ...data, attributes }, { layout: '8x4', ...extra });
 
 /** Accuracy of the better of the 8 one-dimension threshold rules on the codes (the code's own attribute signal). */
 function bestDimensionAccuracy(codes: Int32Array): number {

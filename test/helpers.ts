@@ -4,6 +4,7 @@
 import * as assert from 'uvu/assert';
 import { capabilities, withIsa } from '../lib/index.js';
 import type { Isa } from '../lib/index.js';
+import type { TrainData, TrainOptions } from '../lib/train.js';
 import { U32, type SumResult } from './reference.js';
 
 /** The ISAs under test: only DCL_ISA when it is set (e.g. `DCL_ISA=serial npm test`), else every supported one. */
@@ -200,4 +201,26 @@ export function assertFails(fn: () => void, pattern: RegExp, label: string): voi
     return;
   }
   assert.match(message, pattern, `${label}: failed with an unexpected message`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quick training runs
+
+/** A DCL-S small enough that a training run on 32x32 generated faces takes a second or two. */
+export const SMALL_NETWORK = { channels: [8, 16], kernels: [5, 3], hidden: 32 };
+
+/** Options for such a run on `data` (80 steps of 8 people x 4 images, on the calling thread), with `extra` on top. */
+export function quickTrainOptions(data: TrainData, extra: Partial<TrainOptions>): TrainOptions {
+  return {
+    data,
+    network: SMALL_NETWORK,
+    steps: 80,
+    identitiesPerBatch: 8,
+    imagesPerIdentity: 4,
+    learningRate: 5e-4,
+    worker: false,
+    progressEvery: 5,
+    seed: 3,
+    ...extra,
+  };
 }

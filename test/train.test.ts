@@ -9,6 +9,7 @@ import { DclError } from '../lib/errors.js';
 import { loadModelSync } from '../lib/model.js';
 import { checkTrainOptions, encode, encodeSync, train, trainSync } from '../lib/train.js';
 import { methodAt } from '../lib/train-setup.js';
+import { quickTrainOptions, SMALL_NETWORK } from './helpers.js';
 import type { TrainOptions, TrainProgress } from '../lib/train.js';
 import { syntheticFaces } from '../lib/synthetic.js';
 import { codeDistance, quantize } from '../lib/codes.js';
@@ -18,22 +19,8 @@ import sharp from 'sharp';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcl-train-'));
 const data = syntheticFaces({ identities: 12, imagesPerIdentity: 4, size: 32, seed: 11, noise: 0.05 });
-const small = { channels: [8, 16], kernels: [5, 3], hidden: 32 };
-
-function options(extra: Partial<TrainOptions>): TrainOptions {
-  return {
-    data,
-    network: small,
-    steps: 80,
-    identitiesPerBatch: 8,
-    imagesPerIdentity: 4,
-    learningRate: 5e-4,
-    worker: false,
-    progressEvery: 5,
-    seed: 3,
-    ...extra,
-  };
-}
+const small = SMALL_NETWORK;
+const options = (extra: Partial<TrainOptions>): TrainOptions => quickTrainOptions(data, extra);
 
 /** Mean code distance of same-person pairs and of different-person pairs. */
 function separation(codes: Int32Array, layout: string) {
