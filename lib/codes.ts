@@ -194,6 +194,25 @@ export function unpack(codes: Int32Array | Uint32Array, layout: LayoutLike): Uin
   return out;
 }
 
+/**
+ * How many of the layout's n dimensions take more than one level across `codes`. A dimension whose
+ * level is the same for every code adds nothing to any distance: with the sigmoid output saturated
+ * for every image it also gets (almost) no gradient, so in training it stays that way (README,
+ * "Dimensions in use").
+ */
+export function dimensionsInUse(codes: Int32Array | Uint32Array, layout: LayoutLike): number {
+  const l = parseLayout(layout);
+  const c = codesArray(codes, l, 'codes');
+  if (c.length === 0) return 0;
+  // Bits that differ from the first code anywhere; a dimension is in use when any of its bits is.
+  let differ = 0;
+  for (let k = 1; k < c.length; k++) differ |= c[k] ^ c[0];
+  let used = 0;
+  const field = l.q >= 32 ? 0xffffffff : 2 ** l.q - 1;
+  for (let i = 0; i < l.n; i++) if ((l.q >= 32 ? differ : (differ >>> (i * l.q)) & field) !== 0) used++;
+  return used;
+}
+
 function popcount(x: number): number {
   x = x - ((x >>> 1) & 0x55555555);
   x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);

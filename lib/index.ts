@@ -65,7 +65,7 @@ export type { RngState } from './random.js';
 
 // Code layouts (quantize, pack, distances) and the compactness losses over pairs.
 export * as codes from './codes.js';
-export { parseLayout, quantize, pack, unpack, codeDistance, codeDistances, maxDistance, PAPER_LAYOUTS } from './codes.js';
+export { parseLayout, quantize, pack, unpack, codeDistance, codeDistances, maxDistance, dimensionsInUse, PAPER_LAYOUTS } from './codes.js';
 export type { CodeLayout, LayoutLike, CodeMetric } from './codes.js';
 // Exhaustive k-nearest and range search over a database of codes (native, exact).
 export { knnScan, knnScanAsync, rangeScan, rangeScanAsync } from './scan.js';

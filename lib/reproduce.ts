@@ -14,7 +14,7 @@
 //   fold and row; mean and sample std over the folds run.
 import fs from 'node:fs';
 import path from 'node:path';
-import { codeDistances, parseLayout } from './codes.js';
+import { codeDistances, dimensionsInUse, parseLayout } from './codes.js';
 import { DclError } from './errors.js';
 import { bestThreshold, fitPca, foldedAccuracy, lineChartSvg, pairDistances, pcaProject, verificationAccuracy } from './eval.js';
 import { writeFileAtomic } from './files.js';
@@ -103,6 +103,8 @@ export interface RowResult {
   trainSeconds: number[];
   /** Distinct codes among the test images (quantized rows), per model. */
   distinctCodes: number[];
+  /** Code dimensions whose level varies across the test images (dimensionsInUse), per model. */
+  dimensionsInUse: number[];
   /** The row's own training settings beyond the shared ones (trainingNote), '' for none. */
   training: string;
 }
@@ -186,7 +188,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
 
   const splits: LfwSplit[] =
     protocol === 'view1' ? [lfwView1Split(location)] : Array.from({ length: folds }, (_, k) => lfwView2Split(location, k));
-  const results = new Map<string, RowResult>(rows.map((r) => [r.id, { row: r, folds: [], mean: NaN, std: NaN, trainSeconds: [], distinctCodes: [], training: '' }]));
+  const results = new Map<string, RowResult>(rows.map((r) => [r.id, { row: r, folds: [], mean: NaN, std: NaN, trainSeconds: [], distinctCodes: [], dimensionsInUse: [], training: '' }]));
   const trainImages: number[] = [];
   // The View 1 8x4 model also runs the search experiment (lib/search-eval.ts) at the end, and the
   // gender experiment with the gender row's model too.
@@ -263,6 +265,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
         // The same codes the distances below use (encodeNow keeps them per model and data set).
         const codes = encodeNow(model, testData);
         result.distinctCodes.push(new Set(codes).size);
+        result.dimensionsInUse.push(dimensionsInUse(codes, layout));
       }
       const d = distances(testData, testPairs);
       let accuracies: number[];
@@ -402,15 +405,16 @@ function reportMarkdown(
       `the paper trained on about 630,000 outside faces, so its figures are an upper reference, not a like-for-like comparison. ` +
       `Total time ${(info.seconds / 60).toFixed(1)} min.`,
     '',
-    '| row | source | accuracy % (mean +- std) | paper % | vs float | distinct test codes | train s / model | row-specific training |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| row | source | accuracy % (mean +- std) | paper % | vs float | distinct test codes | dimensions in use | train s / model | row-specific training |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of rows) {
     const vsFloat = float && r !== float && r.row.method !== 'pca' ? `${(100 * (r.mean - float.mean)).toFixed(1)}` : '';
     const distinct = r.distinctCodes.length ? Math.round(r.distinctCodes.reduce((a, v) => a + v, 0) / r.distinctCodes.length).toString() : '';
+    const dims = r.dimensionsInUse.length ? `${Math.round(r.dimensionsInUse.reduce((a, v) => a + v, 0) / r.dimensionsInUse.length)}/${parseLayout(r.row.layout!).n}` : '';
     const secs = r.trainSeconds.length ? (r.trainSeconds.reduce((a, v) => a + v, 0) / r.trainSeconds.length).toFixed(0) : '';
     lines.push(
-      `| ${r.row.label} | ${r.row.source} | ${pct(r.mean)} +- ${pct(r.std)} | ${r.row.paper === null ? '-' : r.row.paper.toFixed(1)} | ${vsFloat} | ${distinct} | ${secs} | ${r.training} |`,
+      `| ${r.row.label} | ${r.row.source} | ${pct(r.mean)} +- ${pct(r.std)} | ${r.row.paper === null ? '-' : r.row.paper.toFixed(1)} | ${vsFloat} | ${distinct} | ${dims} | ${secs} | ${r.training} |`,
     );
   }
   lines.push(

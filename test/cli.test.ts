@@ -232,6 +232,10 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.match(r.stdout, /\| 8x4, rounding \| Figure 4 \| \d+\.\d \+- \d+\.\d \| 91\.4 \|/);
   assert.match(r.stdout, /PCA to 32 dims/);
   assert.match(r.stdout, /^\| 8x4, rounding \|[^\n]*\|  \|$/m, '8x4 rounding has no row-specific training settings');
+  // Distinct test codes, then the dimensions in use out of n, for the code rows only.
+  assert.match(r.stdout, /\| distinct test codes \| dimensions in use \|/);
+  assert.match(r.stdout, /^\| 8x4, rounding \|[^\n]*\| \d+ \| [0-8]\/8 \|/m);
+  assert.match(r.stdout, /^\| PCA to 32 dims[^\n]*\|  \|  \|/m);
   // Mirror averaging is on by default in reproduce, said in the report and saved in the models.
   assert.match(r.stdout, /each face encoded as the mean of the network outputs for it and its mirror image/);
   assert.is(loadModelSync(path.join(out, 'models', '8x4-rounding-view1.safetensors')).encoding.mirrorAverage, true);

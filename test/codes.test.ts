@@ -5,7 +5,7 @@
 // against brute force, with tails of every SIMD width and the threaded path, and argument errors.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { codeDistance, codeDistances, DclError, maxDistance, pack, PAPER_LAYOUTS, parseLayout, quantize, unpack } from '../lib/index.js';
+import { codeDistance, codeDistances, DclError, dimensionsInUse, maxDistance, pack, PAPER_LAYOUTS, parseLayout, quantize, unpack } from '../lib/index.js';
 import type { CodeLayout, CodeMetric } from '../lib/index.js';
 import { codeDistanceRef, Rng } from './reference.js';
 import { assertSame, forEachIsa } from './helpers.js';
@@ -261,6 +261,33 @@ function expectDclError(fn: () => unknown, code: string, pattern: RegExp, label:
   }
   assert.unreachable(`${label}: expected a DclError ${code}`);
 }
+
+test('dimensionsInUse counts the dimensions whose level varies, against unpack, for every layout', () => {
+  const rng = new Rng(77);
+  for (const name of ['32x1', '16x2', '8x4', '4x8', '1x32', '3x5', '5x3']) {
+    const l = parseLayout(name);
+    for (const count of [0, 1, 2, 37]) {
+      // Each dimension is constant (at a random level) or random, per trial.
+      const constant = Array.from({ length: l.n }, () => rng.float() < 0.5);
+      const fixed = Array.from({ length: l.n }, () => Math.floor(rng.float() * l.levels));
+      const levels: number[] = [];
+      for (let k = 0; k < count; k++) for (let i = 0; i < l.n; i++) levels.push(constant[i] ? fixed[i] : Math.floor(rng.float() * l.levels));
+      const codes = pack(levels, l);
+      const unpacked = unpack(codes, l);
+      let expected = 0;
+      for (let i = 0; i < l.n; i++) {
+        const seen = new Set<number>();
+        for (let k = 0; k < count; k++) seen.add(unpacked[k * l.n + i]);
+        if (seen.size > 1) expected++;
+      }
+      assert.is(dimensionsInUse(codes, l), expected, `${name}, ${count} codes`);
+      assert.is(dimensionsInUse(new Uint32Array(codes.buffer), name), expected, `${name} as Uint32Array`);
+    }
+  }
+  assert.is(dimensionsInUse(Int32Array.of(0, 1 << 31), '32x1'), 1, 'the top bit');
+  assert.is(dimensionsInUse(Int32Array.of(0, -1), '1x32'), 1, 'one 32-bit dimension');
+  expectDclError(() => dimensionsInUse(Int32Array.of(256), '2x4'), 'E_ARG', /bits above 8 zero/, 'unused bits');
+});
 
 test('bad arguments give DclError E_ARG / E_SHAPE with "Expected ... for ... but received ..."', () => {
   expectDclError(() => quantize(new Float32Array(7), '8x4'), 'E_SHAPE', /multiple of n = 8 \(layout 8x4\) for p but received Float32Array of length 7/, 'p length');
