@@ -360,7 +360,8 @@ const reproduceCommand: CommandSpec = {
     'images-per-identity': { type: 'int', help: 'K images of each', default: 4, value: 'K' },
     singles: { type: 'int', help: 'one-image people added to each batch as negatives', default: 16, value: 'N' },
     mirror: { type: 'boolean', help: 'encode each face as the average of it and its mirror image', default: 'on' },
-    seed: { type: 'int', help: 'seed', default: 1, value: 'N' },
+    seed: { type: 'int', help: 'seed of the first model of each row', default: 1, value: 'N' },
+    seeds: { type: 'int', help: 'models per trained row (seeds N, N+1, ...): the table gives their mean and each one', default: 1, value: 'S' },
     out: { type: 'string', help: 'folder for the report and the models', default: 'dcl-reproduce', value: 'DIR' },
     ...cacheOptions,
   },
@@ -370,6 +371,7 @@ const reproduceCommand: CommandSpec = {
     const protocol = str(ctx, 'protocol', 'view1');
     if (protocol !== 'view1' && protocol !== '10fold') throw new UsageError(`--protocol must be view1 or 10fold, not '${protocol}'`);
     const rowsOption = str(ctx, 'rows', 'all');
+    const seeds = int(ctx, 'seeds', 1);
     const report = await reproduce({
       lfw: ctx.options.lfw,
       ...(ctx.options.images ? { images: ctx.options.images as string } : {}),
@@ -378,6 +380,7 @@ const reproduceCommand: CommandSpec = {
       epochs: int(ctx, 'epochs', DEFAULT_REPRODUCE_EPOCHS),
       ...(rowsOption === 'all' ? {} : { rows: rowsOption.split(',').map((r) => r.trim()).filter(Boolean) }),
       seed: int(ctx, 'seed', 1),
+      seeds,
       train: {
         learningRate: (ctx.options['learning-rate'] as number | undefined) ?? 2e-4,
         weightDecay: (ctx.options['weight-decay'] as number | undefined) ?? 1e-4,
@@ -392,8 +395,8 @@ const reproduceCommand: CommandSpec = {
       onEvent: (e) => {
         if (e.kind === 'load') ctx.out.progress(`${e.what}: ${e.done}/${e.total}`);
         else if (e.kind === 'train')
-          ctx.out.progress(`${e.row}${e.fold === null ? '' : ` fold ${e.fold}`}: step ${e.progress.step}/${e.progress.totalSteps}  loss ${e.progress.loss.toFixed(4)}  ${e.progress.imagesPerSecond.toFixed(0)} img/s`);
-        else if (e.kind === 'row') ctx.out.note(`${e.row}${e.fold === null ? '' : ` fold ${e.fold}`}: accuracy ${pct(e.accuracy)} (${e.seconds.toFixed(0)} s)`);
+          ctx.out.progress(`${e.row}${e.fold === null ? '' : ` fold ${e.fold}`}${seeds > 1 ? ` seed ${e.seed}` : ''}: step ${e.progress.step}/${e.progress.totalSteps}  loss ${e.progress.loss.toFixed(4)}  ${e.progress.imagesPerSecond.toFixed(0)} img/s`);
+        else if (e.kind === 'row') ctx.out.note(`${e.row}${e.fold === null ? '' : ` fold ${e.fold}`}${seeds > 1 ? ` seed ${e.seed}` : ''}: accuracy ${pct(e.accuracy)} (${e.seconds.toFixed(0)} s)`);
         else ctx.out.note(e.message);
       },
     });

@@ -262,6 +262,26 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.is(pcaOnly.code, 0, pcaOnly.stderr);
   assert.ok(fs.existsSync(path.join(tmp, 'repro-pca', 'reproduce-view1.md')));
   assert.not.ok(fs.existsSync(path.join(tmp, 'repro-pca', 'figure4-view1.svg')));
+  // --seeds 2: two models per trained row (PCA has one), their mean per fold and each one.
+  const seeded = await run('reproduce', '--lfw', root, '--rows', '32x1-std,pca32', '--epochs', '1', '--seeds', '2', '--seed', '5', '--cache', cache, '--out', path.join(tmp, 'repro-seeds'));
+  assert.is(seeded.code, 0, seeded.stderr);
+  assert.match(seeded.stdout, /\| accuracy % \(mean \+- std\) \| per seed % \(std over seeds\) \|/);
+  assert.match(seeded.stdout, /^\| 32x1 binary[^|]*\| [^|]+ \| \d+\.\d \+- \d+\.\d \| \d+\.\d, \d+\.\d \(\d+\.\d\) \|/m);
+  assert.match(seeded.stdout, /^\| PCA to 32 dims[^|]*\| [^|]+ \| \d+\.\d \+- \d+\.\d \| \d+\.\d \|/m);
+  assert.match(seeded.stdout, /Each trained row has 2 models \(seeds 5, 6\)/);
+  assert.match(seeded.stderr + seeded.stdout, /32x1-std seed 6: accuracy/);
+  for (const f of ['32x1-std-view1.safetensors', '32x1-std-view1-seed6.safetensors']) assert.ok(fs.existsSync(path.join(tmp, 'repro-seeds', 'models', f)), f);
+  const seededJson = JSON.parse(fs.readFileSync(path.join(tmp, 'repro-seeds', 'reproduce-view1.json'), 'utf8'));
+  assert.equal(seededJson.rows[0].seeds, [5, 6]);
+  assert.is(seededJson.rows[0].seedMeans.length, 2);
+  assert.is(seededJson.rows[0].trainSeconds.length, 2);
+  // The row's fold accuracies are the mean of its two models' (their overall mean is the mean of the two).
+  const meanOfSeeds = (seededJson.rows[0].seedMeans[0] + seededJson.rows[0].seedMeans[1]) / 2;
+  assert.ok(Math.abs(seededJson.rows[0].mean - meanOfSeeds) < 1e-12);
+  assert.equal(seededJson.rows[1].seedMeans.length, 1, 'PCA: one run');
+  const noSeeds = await run('reproduce', '--lfw', root, '--seeds', '0', '--cache', cache);
+  assert.is(noSeeds.code, 1);
+  assert.match(noSeeds.stderr, /E_ARG[\s\S]*options\.seeds/);
   // Without gender lists the gender row cannot train.
   const noGender = path.join(tmp, 'lfw-no-gender');
   fs.cpSync(root, noGender, { recursive: true });
