@@ -12,6 +12,8 @@
 // - '10fold': View 2, unrestricted: for fold k, train on the people of the other nine sets of
 //   people.txt, choose the threshold on the other nine folds' pairs, test on fold k. One model per
 //   fold and row; mean and sample std over the folds run.
+// With `seeds` > 1 each trained row has that many models per fold (seeds seed, seed + 1, ...): a
+// fold's accuracy is their mean, and each model's accuracy over all folds is reported too.
 import fs from 'node:fs';
 import path from 'node:path';
 import { codeDistances, dimensionsInUse, parseLayout } from './codes.js';
