@@ -166,6 +166,7 @@ const trainCommand: CommandSpec = {
     augment: { type: 'boolean', help: 'random flips, shifts and scales (store images with a margin)', default: 'on for --lfw' },
     mirror: { type: 'boolean', help: 'the model encodes a face as the average of it and its mirror image (twice the encoding work)', default: 'off' },
     gender: { type: 'boolean', help: "with --lfw: also learn gender from LFW's gender lists (the attribute term), so the code carries it for dcl classify", default: 'off' },
+    'gender-weight': { type: 'number', help: 'with --gender: the weight of the gender term (0.3 helps verification most, 1 gender most; README)', default: 1, value: 'W' },
     out: { type: 'string', help: 'model file to write', default: 'model.safetensors', value: 'FILE' },
     ...cacheOptions,
   },
@@ -179,6 +180,7 @@ const trainCommand: CommandSpec = {
     let attributes: Int32Array | undefined;
     const augment = (ctx.options.augment as boolean | undefined) ?? hasLfw;
     if (ctx.options.gender === true && !hasLfw) throw new UsageError('--gender needs --lfw (the labels come from its gender lists)');
+    if (ctx.options['gender-weight'] !== undefined && ctx.options.gender !== true) throw new UsageError('--gender-weight needs --gender');
     if (hasLfw) {
       pre = resolvePreprocessing(augment ? LFW_PREPROCESSING : { ...LFW_PREPROCESSING, storedSize: null });
       const split = lfwSplit(ctx, str(ctx, 'protocol', 'view1'));
@@ -206,6 +208,7 @@ const trainCommand: CommandSpec = {
     const started = performance.now();
     const model = await train({
       data: { images: data.images, labels: data.labels, shape: data.shape, ...(attributes ? { attributes } : {}) },
+      ...(attributes && ctx.options['gender-weight'] !== undefined ? { attributeWeight: ctx.options['gender-weight'] as number } : {}),
       preprocessing: pre,
       augment,
       mirrorAverage: (ctx.options.mirror as boolean | undefined) ?? false,
@@ -362,6 +365,7 @@ const reproduceCommand: CommandSpec = {
     mirror: { type: 'boolean', help: 'encode each face as the average of it and its mirror image', default: 'on' },
     seed: { type: 'int', help: 'seed of the first model of each row', default: 1, value: 'N' },
     seeds: { type: 'int', help: 'models per trained row (seeds N, N+1, ...): the table gives their mean and each one', default: 1, value: 'S' },
+    'gender-weight': { type: 'number', help: 'the weight of the gender term in the row 8x4-gender', default: 1, value: 'W' },
     out: { type: 'string', help: 'folder for the report and the models', default: 'dcl-reproduce', value: 'DIR' },
     ...cacheOptions,
   },
@@ -381,6 +385,7 @@ const reproduceCommand: CommandSpec = {
       ...(rowsOption === 'all' ? {} : { rows: rowsOption.split(',').map((r) => r.trim()).filter(Boolean) }),
       seed: int(ctx, 'seed', 1),
       seeds,
+      ...(ctx.options['gender-weight'] !== undefined ? { genderWeight: ctx.options['gender-weight'] as number } : {}),
       train: {
         learningRate: (ctx.options['learning-rate'] as number | undefined) ?? 2e-4,
         weightDecay: (ctx.options['weight-decay'] as number | undefined) ?? 1e-4,

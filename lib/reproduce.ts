@@ -91,6 +91,8 @@ export interface ReproduceOptions {
    * by 1-2 points with the seed, as much as the gaps between some rows.
    */
   seeds?: number;
+  /** The weight of the gender term in the row 8x4-gender (TrainOptions.attributeWeight; default 1). */
+  genderWeight?: number;
   onEvent?: (event: ReproduceEvent) => void;
   signal?: AbortSignal;
 }
@@ -154,7 +156,7 @@ export interface ReproduceReport {
  */
 export const DEFAULT_REPRODUCE_EPOCHS = 60;
 
-const KEYS = ['lfw', 'images', 'protocol', 'folds', 'rows', 'epochs', 'train', 'preprocessing', 'cache', 'out', 'saveModels', 'seed', 'seeds', 'onEvent', 'signal'];
+const KEYS = ['lfw', 'images', 'protocol', 'folds', 'rows', 'epochs', 'train', 'preprocessing', 'cache', 'out', 'saveModels', 'seed', 'seeds', 'genderWeight', 'onEvent', 'signal'];
 
 function intOption(value: unknown, name: string, fallback: number, lo: number, hi: number): number {
   if (value === undefined) return fallback;
@@ -174,6 +176,9 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
   const epochs = intOption(o.epochs, 'options.epochs', DEFAULT_REPRODUCE_EPOCHS, 1, 100000);
   const seed = intOption(o.seed, 'options.seed', 1, 0, 2 ** 31 - 1);
   const seeds = intOption(o.seeds, 'options.seeds', 1, 1, 100);
+  const genderWeight = o.genderWeight ?? 1;
+  if (typeof genderWeight !== 'number' || !Number.isFinite(genderWeight) || genderWeight < 0 || genderWeight > 1e6)
+    throw new DclError('E_ARG', `Expected a number from 0 to 1e6 for options.genderWeight but received ${describe(o.genderWeight)}`);
   if (seed + seeds - 1 > 2 ** 31 - 1) throw new DclError('E_ARG', `Expected options.seed + options.seeds - 1 to be at most ${2 ** 31 - 1} but received ${seed} + ${seeds} - 1`);
   const location = findLfw(o.lfw, o.images === undefined ? undefined : { images: o.images as string });
   const hasGender = location.maleNames !== null && location.femaleNames !== null;
@@ -261,6 +266,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
               shape: trainData.shape,
               ...(row.attribute === 'gender' ? { attributes: lfwGenderAttributes(location, trainData.files) } : {}),
             },
+            ...(row.attribute === 'gender' ? { attributeWeight: genderWeight } : {}),
             preprocessing: pre,
             layout: row.layout!,
             method: row.method,

@@ -213,6 +213,12 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.is(tg.code, 0, tg.stderr);
   assert.match(tg.stderr + tg.stdout, /gender term: 16 of 16 images labelled/);
   assert.is(loadModelSync(gendered).training.attributeWeight, 1);
+  const tgw = await run('train', '--lfw', root, '--steps', '1', '--layout', '8x4', '--gender', '--gender-weight', '0.3', '--cache', cache, '--out', gendered);
+  assert.is(tgw.code, 0, tgw.stderr);
+  assert.is(loadModelSync(gendered).training.attributeWeight, 0.3);
+  const tgwBad = await run('train', '--lfw', root, '--steps', '1', '--gender-weight', '0.3', '--cache', cache, '--out', gendered);
+  assert.is(tgwBad.code, 2, tgwBad.stderr);
+  assert.match(tgwBad.stderr, /--gender-weight needs --gender/);
   const tgBad = await run('train', '--data', root, '--steps', '2', '--gender');
   assert.is(tgBad.code, 2, tgBad.stderr);
   assert.match(tgBad.stderr, /--gender needs --lfw/);
@@ -279,6 +285,14 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   const meanOfSeeds = (seededJson.rows[0].seedMeans[0] + seededJson.rows[0].seedMeans[1]) / 2;
   assert.ok(Math.abs(seededJson.rows[0].mean - meanOfSeeds) < 1e-12);
   assert.equal(seededJson.rows[1].seedMeans.length, 1, 'PCA: one run');
+  // --gender-weight: the gender row's weight, in its training note and its model.
+  const gw = await run('reproduce', '--lfw', root, '--rows', '8x4-gender', '--epochs', '1', '--gender-weight', '0.3', '--cache', cache, '--out', path.join(tmp, 'repro-gw'));
+  assert.is(gw.code, 0, gw.stderr);
+  assert.match(gw.stdout, /^\| 8x4, rounding, plus the gender term \|[^\n]*\| attribute term weight 0\.3 \|$/m);
+  assert.is(loadModelSync(path.join(tmp, 'repro-gw', 'models', '8x4-gender-view1.safetensors')).training.attributeWeight, 0.3);
+  const gwBad = await run('reproduce', '--lfw', root, '--gender-weight', '-1', '--cache', cache);
+  assert.is(gwBad.code, 1);
+  assert.match(gwBad.stderr, /E_ARG[\s\S]*options\.genderWeight/);
   const noSeeds = await run('reproduce', '--lfw', root, '--seeds', '0', '--cache', cache);
   assert.is(noSeeds.code, 1);
   assert.match(noSeeds.stderr, /E_ARG[\s\S]*options\.seeds/);
