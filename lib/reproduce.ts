@@ -305,7 +305,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
         const perSeed = seedFolds.get(row.id)!;
         (perSeed[s] ??= []).push(...accuracies);
         if (!result.seeds.includes(rowSeed)) result.seeds.push(rowSeed);
-        const mean = accuracies.reduce((a, v) => a + v, 0) / accuracies.length;
+        const mean = average(accuracies);
         emit({ kind: 'row', row: row.id, fold, seed: rowSeed, accuracy: mean, seconds: (performance.now() - rowStart) / 1e3 });
       }
     }
@@ -313,8 +313,8 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
   for (const r of results.values()) {
     const perSeed = seedFolds.get(r.row.id)!;
     r.folds = perSeed[0].map((_, k) => perSeed.reduce((a, f) => a + f[k], 0) / perSeed.length);
-    r.seedMeans = perSeed.map((f) => f.reduce((a, v) => a + v, 0) / f.length);
-    r.mean = r.folds.reduce((a, v) => a + v, 0) / r.folds.length;
+    r.seedMeans = perSeed.map(average);
+    r.mean = average(r.folds);
     r.std = sampleStd(r.folds);
   }
   const rowResults = [...results.values()];
@@ -420,11 +420,15 @@ function floatDistances(model: Model) {
 
 const pct = (v: number) => (100 * v).toFixed(1);
 
+function average(values: number[]): number {
+  return values.reduce((a, v) => a + v, 0) / values.length;
+}
+
 /** The sample standard deviation (n - 1), 0 for fewer than two values. */
 function sampleStd(values: number[]): number {
   const n = values.length;
   if (n < 2) return 0;
-  const mean = values.reduce((a, v) => a + v, 0) / n;
+  const mean = average(values);
   return Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1));
 }
 
@@ -453,9 +457,9 @@ function reportMarkdown(
   ];
   for (const r of rows) {
     const vsFloat = float && r !== float && r.row.method !== 'pca' ? `${(100 * (r.mean - float.mean)).toFixed(1)}` : '';
-    const distinct = r.distinctCodes.length ? Math.round(r.distinctCodes.reduce((a, v) => a + v, 0) / r.distinctCodes.length).toString() : '';
-    const dims = r.dimensionsInUse.length ? `${Math.round(r.dimensionsInUse.reduce((a, v) => a + v, 0) / r.dimensionsInUse.length)}/${parseLayout(r.row.layout!).n}` : '';
-    const secs = r.trainSeconds.length ? (r.trainSeconds.reduce((a, v) => a + v, 0) / r.trainSeconds.length).toFixed(0) : '';
+    const distinct = r.distinctCodes.length ? Math.round(average(r.distinctCodes)).toString() : '';
+    const dims = r.dimensionsInUse.length ? `${Math.round(average(r.dimensionsInUse))}/${parseLayout(r.row.layout!).n}` : '';
+    const secs = r.trainSeconds.length ? average(r.trainSeconds).toFixed(0) : '';
     lines.push(
       `| ${r.row.label} | ${r.row.source} | ${pct(r.mean)} +- ${pct(r.std)} |${seeded ? ` ${perSeed(r)} |` : ''} ${r.row.paper === null ? '-' : r.row.paper.toFixed(1)} | ${vsFloat} | ${distinct} | ${dims} | ${secs} | ${r.training} |`,
     );
