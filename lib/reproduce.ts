@@ -29,7 +29,7 @@ import { genderExperiment, genderMarkdown, lfwGenderAttributes, writeGenderRepor
 import { searchEval, searchEvalMarkdown, writeSearchEval } from './search-eval.js';
 import { train } from './train.js';
 import type { TrainOptions, TrainProgress } from './train.js';
-import { describe, knownKeys, plainObject } from './validate.js';
+import { describe, knownKeys, numberOption, plainObject } from './validate.js';
 
 export interface ReproduceRow {
   id: string;
@@ -158,12 +158,7 @@ export const DEFAULT_REPRODUCE_EPOCHS = 60;
 
 const KEYS = ['lfw', 'images', 'protocol', 'folds', 'rows', 'epochs', 'train', 'preprocessing', 'cache', 'out', 'saveModels', 'seed', 'seeds', 'genderWeight', 'onEvent', 'signal'];
 
-function intOption(value: unknown, name: string, fallback: number, lo: number, hi: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < lo || value > hi)
-    throw new DclError('E_ARG', `Expected an integer from ${lo} to ${hi} for ${name} but received ${describe(value)}`);
-  return value;
-}
+const intOption = (value: unknown, name: string, fallback: number, lo: number, hi: number) => numberOption(value, name, fallback, lo, hi, true);
 
 /** Runs the reproduction and writes the report; resolves to it. */
 export async function reproduce(options: ReproduceOptions): Promise<ReproduceReport> {
@@ -176,9 +171,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
   const epochs = intOption(o.epochs, 'options.epochs', DEFAULT_REPRODUCE_EPOCHS, 1, 100000);
   const seed = intOption(o.seed, 'options.seed', 1, 0, 2 ** 31 - 1);
   const seeds = intOption(o.seeds, 'options.seeds', 1, 1, 100);
-  const genderWeight = o.genderWeight ?? 1;
-  if (typeof genderWeight !== 'number' || !Number.isFinite(genderWeight) || genderWeight < 0 || genderWeight > 1e6)
-    throw new DclError('E_ARG', `Expected a number from 0 to 1e6 for options.genderWeight but received ${describe(o.genderWeight)}`);
+  const genderWeight = numberOption(o.genderWeight, 'options.genderWeight', 1, 0, 1e6);
   if (seed + seeds - 1 > 2 ** 31 - 1) throw new DclError('E_ARG', `Expected options.seed + options.seeds - 1 to be at most ${2 ** 31 - 1} but received ${seed} + ${seeds} - 1`);
   const location = findLfw(o.lfw, o.images === undefined ? undefined : { images: o.images as string });
   const hasGender = location.maleNames !== null && location.femaleNames !== null;

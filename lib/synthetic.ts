@@ -5,7 +5,7 @@
 // (mouth curve, eye opening) and noise. Same-person images therefore look alike without being
 // equal, which is what verification needs to be non-trivial.
 import { DclError } from './errors.js';
-import { describe } from './validate.js';
+import { describe, numberOption } from './validate.js';
 
 export interface SyntheticFaceOptions {
   /** Number of people. Default 64. */
@@ -46,12 +46,7 @@ function generator(seed: number) {
   return { uniform, normal, between };
 }
 
-function intOption(value: unknown, name: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
-    throw new DclError('E_ARG', `Expected an integer from ${min} to ${max} for ${name} but received ${describe(value)}`);
-  return value;
-}
+const intOption = (value: unknown, name: string, fallback: number, min: number, max: number) => numberOption(value, name, fallback, min, max, true);
 
 /** Smooth step from 1 inside to 0 outside, over about one pixel: anti-aliased shapes. */
 function inside(distance: number, softness: number): number {

@@ -36,7 +36,7 @@ import { augmentBatch, imageShape, loadImages, resolvePreprocessing } from './im
 import type { ImagePreprocessing, PreprocessingOptions } from './images.js';
 import { hardNegativeWeights } from './sampling.js';
 import { Tensor } from './tensor.js';
-import { describe, knownKeys, plainObject } from './validate.js';
+import { describe, knownKeys, numberOption as num, plainObject } from './validate.js';
 import { abortedError, divergedError, methodAt, prepareTraining, progressReporter, trainResult } from './train-setup.js';
 import { cudaEncode, cudaEncodeSync, cudaTrainLoop, encodeDevice, trainDevice } from './cuda-train.js';
 import type { DeviceOption } from './cuda-train.js';
@@ -186,13 +186,6 @@ const OPTION_KEYS = [
   'schedule', 'warmupSteps', 'seed', 'network', 'onProgress', 'progressEvery', 'signal', 'worker', 'preprocessing', 'augment',
   'mirrorAverage',
 ] as const;
-
-function num(value: unknown, name: string, fallback: number, lo: number, hi: number, integer = false): number {
-  if (value === undefined) return fallback;
-  const ok = typeof value === 'number' && Number.isFinite(value) && value >= lo && value <= hi && (!integer || Number.isInteger(value));
-  if (!ok) throw new DclError('E_ARG', `Expected ${integer ? 'an integer' : 'a number'} from ${lo} to ${hi} for ${name} but received ${describe(value)}`);
-  return value as number;
-}
 
 /** Validated, JSON-safe training settings (what the worker receives and the model records). */
 export interface TrainSettings {

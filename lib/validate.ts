@@ -92,3 +92,14 @@ export function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
   if (a.buffer !== b.buffer) return false;
   return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
 }
+
+/**
+ * An optional number option: `fallback` when undefined, else a finite number in [lo, hi] (an
+ * integer when `integer`), or E_ARG "Expected a number / an integer from lo to hi for name ...".
+ */
+export function numberOption(value: unknown, name: string, fallback: number, lo: number, hi: number, integer = false): number {
+  if (value === undefined) return fallback;
+  const ok = typeof value === 'number' && Number.isFinite(value) && value >= lo && value <= hi && (!integer || Number.isInteger(value));
+  if (!ok) throw new DclError('E_ARG', `Expected ${integer ? 'an integer' : 'a number'} from ${lo} to ${hi} for ${name} but received ${describe(value)}`);
+  return value as number;
+}
