@@ -27,16 +27,25 @@ function distanceArray(value: unknown, name: string): ArrayLike<number> {
 
 /** Same-person labels as 0/1 (booleans, 0/1 numbers, or a Uint8Array / Int32Array of 0/1). */
 function sameArray(value: unknown, name: string, length: number, distancesName: string): Uint8Array {
+  return binaryArray(value, name, { length, per: `label per distance of ${distancesName}`, what: 'same-person label' });
+}
+
+/**
+ * 0/1 flags given as booleans or 0/1 numbers (any array or typed array), `length` of them when
+ * given; `what` names one flag and `per` what a shape error says there is one of per item.
+ */
+function binaryArray(value: unknown, name: string, o: { length?: number; per?: string; what: string }): Uint8Array {
   const ok = Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView));
-  if (!ok) fail('E_ARG', 'an array of same-person labels (booleans or 0/1)', name, value);
+  if (!ok) fail('E_ARG', `an array of ${o.what}s (booleans or 0/1)`, name, value);
   const s = value as ArrayLike<unknown>;
+  const length = o.length ?? s.length;
   if (s.length !== length)
-    throw new DclError('E_SHAPE', `Expected ${name} to have one label per distance of ${distancesName} (${length}) but received ${describe(value)}`);
+    throw new DclError('E_SHAPE', `Expected ${name} to have one ${o.per} (${length}) but received ${describe(value)}`);
   const out = new Uint8Array(length);
   for (let i = 0; i < length; i++) {
     const v = s[i];
     if (v === true || v === 1) out[i] = 1;
-    else if (v !== false && v !== 0) fail('E_ARG', 'a same-person label (true/false or 1/0)', `${name}[${i}]`, v);
+    else if (v !== false && v !== 0) fail('E_ARG', `a ${o.what} (true/false or 1/0)`, `${name}[${i}]`, v);
   }
   return out;
 }
@@ -222,6 +231,23 @@ export function tenFoldAccuracy(
  * With fewer pairs of a kind than folds, the number of folds drops to that count (at least 2).
  */
 export function foldedAccuracy(distances: ArrayLike<number>, same: ArrayLike<boolean | number>, folds = 10): TenFoldResult {
+  return dealtFolds(distances, same, folds).result;
+}
+
+/**
+ * Per pair, whether foldedAccuracy's verdict on it is right (1) or wrong (0): the pair's fold is
+ * judged with the threshold that is best on the other folds. For paired comparisons of two models
+ * on the same pairs (pairedComparison).
+ */
+export function foldedCorrect(distances: ArrayLike<number>, same: ArrayLike<boolean | number>, folds = 10): Uint8Array {
+  const { d, s, foldOf, result } = dealtFolds(distances, same, folds);
+  const correct = new Uint8Array(d.length);
+  for (let i = 0; i < d.length; i++) correct[i] = (d[i] <= result.folds[foldOf[i]].threshold) === (s[i] === 1) ? 1 : 0;
+  return correct;
+}
+
+/** foldedAccuracy's dealing: each pair's fold, and the ten-fold result over those folds. */
+function dealtFolds(distances: ArrayLike<number>, same: ArrayLike<boolean | number>, folds: number) {
   const { d, s } = pairsInput(distances, same);
   positiveInteger(folds, 'folds');
   let sameCount = 0;
@@ -231,13 +257,89 @@ export function foldedAccuracy(distances: ArrayLike<number>, same: ArrayLike<boo
     throw new DclError('E_ARG', `Expected at least 2 same-person and 2 different-person pairs for distances but received ${sameCount} and ${s.length - sameCount}`);
   const dd: number[][] = Array.from({ length: f }, () => []);
   const ss: number[][] = Array.from({ length: f }, () => []);
+  const foldOf = new Int32Array(d.length);
   const dealt = [0, 0];
   for (let i = 0; i < d.length; i++) {
-    const k = dealt[s[i]]++ % f;
+    const k = (foldOf[i] = dealt[s[i]]++ % f);
     dd[k].push(d[i]);
     ss[k].push(s[i]);
   }
-  return tenFoldAccuracy(dd.map((x) => Float64Array.from(x)), ss.map((x) => Uint8Array.from(x)));
+  return { d, s, foldOf, result: tenFoldAccuracy(dd.map((x) => Float64Array.from(x)), ss.map((x) => Uint8Array.from(x))) };
+}
+
+/** Per pair, whether the verdict at `threshold` (same when distance <= threshold) is right (1) or wrong (0). */
+export function verificationCorrect(distances: ArrayLike<number>, same: ArrayLike<boolean | number>, threshold: number): Uint8Array {
+  const { d, s } = pairsInput(distances, same);
+  if (typeof threshold !== 'number' || Number.isNaN(threshold)) fail('E_ARG', 'a threshold number', 'threshold', threshold);
+  return Uint8Array.from(d as ArrayLike<number>, (v, i) => ((v <= threshold) === (s[i] === 1) ? 1 : 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paired comparison of two classifiers on the same items
+
+/** A p-value for reports: two significant digits, '<0.001' below that. */
+export function pValueText(p: number): string {
+  return p < 0.001 ? '<0.001' : p.toPrecision(2);
+}
+
+export interface PairedComparison {
+  /** Items judged. */
+  count: number;
+  /** Accuracy of a and of b. */
+  accuracyA: number;
+  accuracyB: number;
+  /** accuracyA - accuracyB. */
+  difference: number;
+  /** Items a gets right and b wrong, and the reverse (the discordant items). */
+  onlyA: number;
+  onlyB: number;
+  /** Two-sided p-value of the exact McNemar test (mcNemarPValue(onlyA, onlyB)). */
+  pValue: number;
+}
+
+/**
+ * Whether two classifiers differ on the same items, from each one's right (1 / true) and wrong
+ * (0 / false) per item: accuracies, the discordant counts and the exact McNemar test. Comparing two
+ * accuracies as if their test sets were independent ignores that they share their items; the
+ * discordant items are where the evidence is.
+ */
+export function pairedComparison(correctA: ArrayLike<boolean | number>, correctB: ArrayLike<boolean | number>): PairedComparison {
+  const what = 'right / wrong flag';
+  const a = binaryArray(correctA, 'correctA', { what });
+  if (a.length === 0) fail('E_ARG', 'at least one item', 'correctA', correctA);
+  const b = binaryArray(correctB, 'correctB', { length: a.length, per: 'flag per item of correctA', what });
+  let rightA = 0, rightB = 0, onlyA = 0, onlyB = 0;
+  for (let i = 0; i < a.length; i++) {
+    rightA += a[i];
+    rightB += b[i];
+    if (a[i] > b[i]) onlyA++;
+    else if (b[i] > a[i]) onlyB++;
+  }
+  const count = a.length;
+  return { count, accuracyA: rightA / count, accuracyB: rightB / count, difference: (rightA - rightB) / count, onlyA, onlyB, pValue: mcNemarPValue(onlyA, onlyB) };
+}
+
+/**
+ * Two-sided p-value of the exact McNemar test: under "no difference" each of the onlyA + onlyB
+ * discordant items goes either way with probability 1/2, so p = min(1, 2 P(X <= min)) with X
+ * binomial(onlyA + onlyB, 1/2). Summed in log space, so any counts work. 1 when there is no
+ * discordant item.
+ */
+export function mcNemarPValue(onlyA: number, onlyB: number): number {
+  nonNegativeInteger(onlyA, 'onlyA');
+  nonNegativeInteger(onlyB, 'onlyB');
+  const n = onlyA + onlyB;
+  const k = Math.min(onlyA, onlyB);
+  // log C(n, i) - n log 2, from i = 0 upwards; the tail sum by log-sum-exp.
+  let term = -n * Math.LN2;
+  const logs = [term];
+  for (let i = 0; i < k; i++) {
+    term += Math.log(n - i) - Math.log(i + 1);
+    logs.push(term);
+  }
+  const top = logs[logs.length - 1];
+  const tail = Math.exp(top) * logs.reduce((acc, l) => acc + Math.exp(l - top), 0);
+  return Math.min(1, 2 * tail);
 }
 
 export interface RocCurve {

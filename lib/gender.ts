@@ -17,7 +17,8 @@ import path from 'node:path';
 import { unpack } from './codes.js';
 import type { CodeLayout } from './codes.js';
 import { DclError } from './errors.js';
-import { lineChartSvg } from './eval.js';
+import { lineChartSvg, mcNemarPValue, pairedComparison, pValueText } from './eval.js';
+import type { PairedComparison } from './eval.js';
 import { writeFileAtomic } from './files.js';
 import { LFW_PREPROCESSING, loadDataset, resolvePreprocessing } from './images.js';
 import type { ImagePreprocessing, LoadedDataset, PreprocessingOptions } from './images.js';
@@ -125,6 +126,8 @@ export interface GenderResult {
   /** Test faces per class. */
   testShare: number[];
   logistic: (ClassifierScore & { iterations: number; converged: boolean }) | null;
+  /** The table (a) against logistic regression (b) face by face on the same test faces (pairedComparison); null without the regression. */
+  tableVersusLogistic: PairedComparison | null;
 }
 
 export interface TrainSizePoint {
@@ -153,7 +156,13 @@ export interface GenderReport {
   /** 'view1': the one result; '10fold': one per fold run. */
   results: (GenderResult & { fold: number | null; model: string })[];
   /** '10fold': mean and sample std over folds of the accuracies. */
-  summary: { lut: { mean: number; std: number }; logistic: { mean: number; std: number } | null; majority: { mean: number; std: number } };
+  summary: {
+    lut: { mean: number; std: number };
+    logistic: { mean: number; std: number } | null;
+    majority: { mean: number; std: number };
+    /** Over all results' test faces: the table alone right, the regression alone right, and the exact McNemar p-value. */
+    tableVersusLogistic: { onlyTable: number; onlyLogistic: number; pValue: number } | null;
+  };
   /** 'view1' only (empty for '10fold'). */
   trainSize: TrainSizePoint[];
   minSamples: MinSamplesPoint[];
@@ -493,6 +502,9 @@ export async function genderExperiment(options: GenderExperimentOptions): Promis
   const lutAcc = results.map((r) => r.lut.accuracy);
   const lrAcc = results.filter((r) => r.logistic).map((r) => r.logistic!.accuracy);
   const majAcc = results.map((r) => r.majority.accuracy);
+  // Folds test disjoint faces, so their discordant counts add up.
+  const onlyTable = results.reduce((a, r) => a + (r.tableVersusLogistic?.onlyA ?? 0), 0);
+  const onlyLogistic = results.reduce((a, r) => a + (r.tableVersusLogistic?.onlyB ?? 0), 0);
   return {
     protocol,
     lfw: where.root,
@@ -504,6 +516,7 @@ export async function genderExperiment(options: GenderExperimentOptions): Promis
       lut: { mean: mean(lutAcc), std: std(lutAcc) },
       logistic: lr ? { mean: mean(lrAcc), std: std(lrAcc) } : null,
       majority: { mean: mean(majAcc), std: std(majAcc) },
+      tableVersusLogistic: lr ? { onlyTable, onlyLogistic, pValue: mcNemarPValue(onlyTable, onlyLogistic) } : null,
     },
     trainSize,
     minSamples,
@@ -565,13 +578,17 @@ function evaluate(
     if (l === majorityLabel) majorityRight++;
   }
   let logistic: GenderResult['logistic'] = null;
+  let tableVersusLogistic: PairedComparison | null = null;
   if (lr) {
     const n = model.layout.n;
     const xTrain = unpack(train.codes, model.layout);
     const xTest = unpack(test.codes, model.layout);
     const m = fitLogisticRegression(xTrain, train.codes.length, n, train.labels, lr);
-    const ls = scoreOf(logisticPredict(m, xTest, test.codes.length), test.labels, C);
+    const predicted = logisticPredict(m, xTest, test.codes.length);
+    const ls = scoreOf(predicted, test.labels, C);
     logistic = { ...ls, iterations: m.iterations, converged: m.converged };
+    const right = (labels: Int32Array) => Uint8Array.from(labels, (l, i) => (l === test.labels[i] ? 1 : 0));
+    tableVersusLogistic = pairedComparison(right(d.labels), right(predicted));
   }
   return {
     minSamples: settings.minSamples,
@@ -582,6 +599,7 @@ function evaluate(
     majority: { label: GENDER_CLASSES[majorityLabel], accuracy: majorityRight / test.labels.length },
     testShare: Array.from(testCounts, (c) => c / test.labels.length),
     logistic,
+    tableVersusLogistic,
   };
 }
 
@@ -624,6 +642,7 @@ export function genderMarkdown(report: GenderReport, options?: { heading?: strin
       `| majority class (${r.majority.label}) | ${pct(r.majority.accuracy)} | 50.0 | ${r.majority.label === 'male' ? '100.0 | 0.0' : '0.0 | 100.0'} |`,
       '',
       `Test faces answered by the prior (no bin found): ${r.lut.fallback}; mean faces / bins gathered per query: ${r.lut.meanSamples.toFixed(1)} / ${r.lut.meanBins.toFixed(2)}.`,
+      ...versusLine(report),
       '',
     );
     if (report.trainSize.length) {
@@ -661,11 +680,22 @@ export function genderMarkdown(report: GenderReport, options?: { heading?: strin
       `Mean +- sample std over folds: look-up table ${pct(report.summary.lut.mean)} +- ${pct(report.summary.lut.std)}` +
         (report.summary.logistic ? `, logistic regression ${pct(report.summary.logistic.mean)} +- ${pct(report.summary.logistic.std)}` : '') +
         `, majority ${pct(report.summary.majority.mean)} +- ${pct(report.summary.majority.std)}.`,
+      ...versusLine(report),
       '',
     );
   }
   lines.push(`Gender labels: Afifi & Abdelhamed's LFW lists; images in both lists or in neither are left out. Time ${report.seconds.toFixed(0)} s.`, '');
   return lines.join('\n');
+}
+
+/** The table against the regression face by face, when the regression ran. */
+function versusLine(report: GenderReport): string[] {
+  const v = report.summary.tableVersusLogistic;
+  if (!v) return [];
+  return [
+    `Look-up table against logistic regression on the same test faces: the table alone is right on ${v.onlyTable} faces, the regression alone on ${v.onlyLogistic} ` +
+      `(exact McNemar test: p ${pValueText(v.pValue)}${v.pValue > 0.05 ? ', no difference the test faces can show' : ''}).`,
+  ];
 }
 
 /** The chart: accuracy against training-set size ('view1') or per fold ('10fold'). */

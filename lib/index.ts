@@ -168,6 +168,10 @@ export {
   bestThreshold,
   tenFoldAccuracy,
   foldedAccuracy,
+  foldedCorrect,
+  verificationCorrect,
+  pairedComparison,
+  mcNemarPValue,
   rocCurve,
   equalErrorRate,
   symmetricEigen,
@@ -177,6 +181,7 @@ export {
   lineChartSvg,
 } from './eval.js';
 export type {
+  PairedComparison,
   ThresholdResult,
   FoldResult,
   TenFoldResult,

@@ -18,7 +18,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { codeDistances, dimensionsInUse, parseLayout } from './codes.js';
 import { DclError } from './errors.js';
-import { bestThreshold, fitPca, foldedAccuracy, lineChartSvg, pairDistances, pcaProject, verificationAccuracy } from './eval.js';
+import { bestThreshold, fitPca, foldedAccuracy, foldedCorrect, lineChartSvg, pairDistances, pairedComparison, pcaProject, pValueText, verificationAccuracy, verificationCorrect } from './eval.js';
+import type { PairedComparison } from './eval.js';
 import { writeFileAtomic } from './files.js';
 import { augmentBatch, LFW_PREPROCESSING, loadDataset, resolvePreprocessing } from './images.js';
 import type { ImageBatch, ImagePreprocessing, LoadedDataset } from './images.js';
@@ -120,6 +121,19 @@ export interface RowResult {
   dimensionsInUse: number[];
   /** The row's own training settings beyond the shared ones (trainingNote), '' for none. */
   training: string;
+  /**
+   * This row's first model against a reference row's first model on the same test pairs
+   * (pairedComparison: the discordant pairs and the exact McNemar test): every quantized row
+   * against the unquantized float row, and the Table 1 rows DP and std against 32x1 rounding,
+   * when those rows ran.
+   */
+  paired: { against: string; comparison: PairedComparison }[];
+}
+
+/** The rows each row is compared with pair by pair (RowResult.paired). */
+function referencesOf(row: ReproduceRow): string[] {
+  if (row.method === 'float' || row.method === 'pca') return [];
+  return row.id === '32x1-dp' || row.id === '32x1-std' ? ['float32', '32x1-rounding'] : ['float32'];
 }
 
 /**
@@ -199,10 +213,12 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
 
   const splits: LfwSplit[] =
     protocol === 'view1' ? [lfwView1Split(location)] : Array.from({ length: folds }, (_, k) => lfwView2Split(location, k));
-  const results = new Map<string, RowResult>(rows.map((r) => [r.id, { row: r, folds: [], seeds: [], seedMeans: [], mean: NaN, std: NaN, trainSeconds: [], distinctCodes: [], dimensionsInUse: [], training: '' }]));
+  const results = new Map<string, RowResult>(rows.map((r) => [r.id, { row: r, folds: [], seeds: [], seedMeans: [], mean: NaN, std: NaN, trainSeconds: [], distinctCodes: [], dimensionsInUse: [], training: '', paired: [] }]));
   const trainImages: number[] = [];
   // Per row, per seed: the accuracy of each fold in order (averaged into RowResult.folds at the end).
   const seedFolds = new Map<string, number[][]>(rows.map((r) => [r.id, []]));
+  // Per row, whether its first model gets each test pair right, all folds one after another.
+  const firstCorrect = new Map<string, number[]>(rows.map((r) => [r.id, []]));
   // The View 1 8x4 model also runs the search experiment (lib/search-eval.ts) at the end, and the
   // gender experiment with the gender row's model too.
   let searchModel: Model | null = null;
@@ -288,13 +304,17 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
         }
         const d = distances(testData, testPairs);
         let accuracies: number[];
+        let correct: Uint8Array;
         if (protocol === 'view1') {
           accuracies = foldedAccuracy(d, testPairs.same, 10).folds.map((x) => x.accuracy);
+          correct = foldedCorrect(d, testPairs.same, 10);
         } else {
           const td = thresholdPairs ? distances(thresholdData!, thresholdPairs) : d;
           const threshold = bestThreshold(td, thresholdPairs ? thresholdPairs.same : testPairs.same).threshold;
           accuracies = [verificationAccuracy(d, testPairs.same, threshold)];
+          correct = verificationCorrect(d, testPairs.same, threshold);
         }
+        if (s === 0) firstCorrect.get(row.id)!.push(...correct);
         const perSeed = seedFolds.get(row.id)!;
         (perSeed[s] ??= []).push(...accuracies);
         if (!result.seeds.includes(rowSeed)) result.seeds.push(rowSeed);
@@ -309,6 +329,8 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
     r.seedMeans = perSeed.map(average);
     r.mean = average(r.folds);
     r.std = sampleStd(r.folds);
+    for (const against of referencesOf(r.row))
+      if (results.has(against)) r.paired.push({ against, comparison: pairedComparison(firstCorrect.get(r.row.id)!, firstCorrect.get(against)!) });
   }
   const rowResults = [...results.values()];
   const seconds = (performance.now() - t0) / 1e3;
@@ -445,16 +467,22 @@ function reportMarkdown(
       `the paper trained on about 630,000 outside faces, so its figures are an upper reference, not a like-for-like comparison. ` +
       `Total time ${(info.seconds / 60).toFixed(1)} min.`,
     '',
-    `| row | source | accuracy % (mean +- std) |${seeded ? ' per seed % (std over seeds) |' : ''} paper % | vs float | distinct test codes | dimensions in use | train s / model | row-specific training |`,
-    `| --- | --- | --- |${seeded ? ' --- |' : ''} --- | --- | --- | --- | --- | --- |`,
+    `| row | source | accuracy % (mean +- std) |${seeded ? ' per seed % (std over seeds) |' : ''} paper % | vs float | vs 32x1 rounding | distinct test codes | dimensions in use | train s / model | row-specific training |`,
+    `| --- | --- | --- |${seeded ? ' --- |' : ''} --- | --- | --- | --- | --- | --- | --- |`,
   ];
+  // The difference of the accuracy column, and the paired test of the first models.
+  const versus = (r: RowResult, against: RowResult | undefined) => {
+    const paired = r.paired.find((p) => p.against === against?.row.id);
+    if (!against || !paired) return '';
+    return `${(100 * (r.mean - against.mean)).toFixed(1)} (p ${pValueText(paired.comparison.pValue)})`;
+  };
+  const rounding = rows.find((r) => r.row.id === '32x1-rounding');
   for (const r of rows) {
-    const vsFloat = float && r !== float && r.row.method !== 'pca' ? `${(100 * (r.mean - float.mean)).toFixed(1)}` : '';
     const distinct = r.distinctCodes.length ? Math.round(average(r.distinctCodes)).toString() : '';
     const dims = r.dimensionsInUse.length ? `${Math.round(average(r.dimensionsInUse))}/${parseLayout(r.row.layout!).n}` : '';
     const secs = r.trainSeconds.length ? average(r.trainSeconds).toFixed(0) : '';
     lines.push(
-      `| ${r.row.label} | ${r.row.source} | ${pct(r.mean)} +- ${pct(r.std)} |${seeded ? ` ${perSeed(r)} |` : ''} ${r.row.paper === null ? '-' : r.row.paper.toFixed(1)} | ${vsFloat} | ${distinct} | ${dims} | ${secs} | ${r.training} |`,
+      `| ${r.row.label} | ${r.row.source} | ${pct(r.mean)} +- ${pct(r.std)} |${seeded ? ` ${perSeed(r)} |` : ''} ${r.row.paper === null ? '-' : r.row.paper.toFixed(1)} | ${versus(r, float)} | ${versus(r, rounding)} | ${distinct} | ${dims} | ${secs} | ${r.training} |`,
     );
   }
   lines.push(
@@ -462,6 +490,8 @@ function reportMarkdown(
     protocol === 'view1'
       ? 'Accuracy: the 1,000 test pairs dealt into ten folds, each judged with the distance threshold that is best on the other nine; std is the sample std over those folds.'
       : 'Accuracy: per fold, the threshold that is best on the other folds\' pairs, applied to the fold; std is the sample std over folds.',
+    'vs float, vs 32x1 rounding: the difference in accuracy points, and in brackets the two-sided p-value of the exact McNemar test on the test pairs one model gets right and the other wrong' +
+      `${seeded ? " (each row's first model)" : ''}: a p above 0.05 means the test pairs cannot tell the two rows apart.`,
     ...(seeded ? [`Each trained row has ${Math.max(...rows.map((r) => r.seedMeans.length))} models (seeds ${rows.find((r) => r.seedMeans.length > 1)!.seeds.join(', ')}): a fold's accuracy is their mean, and "per seed" gives each model's accuracy over all folds.`] : []),
     'The paper gives 88.5% for 32-bit binary codes (its best binary result) and 91.4% for 8x4; its other values are not in our sources.',
     '',

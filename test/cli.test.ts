@@ -233,7 +233,7 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.match(demo.stdout, /pairs \(same \/ different\) \| 8 \/ 8/);
 
   const out = path.join(tmp, 'repro');
-  const r = await run('reproduce', '--lfw', root, '--rows', '8x4-rounding,8x4-gender,pca32', '--epochs', '1', '--cache', cache, '--out', out);
+  const r = await run('reproduce', '--lfw', root, '--rows', '8x4-rounding,8x4-gender,float32,pca32', '--epochs', '1', '--cache', cache, '--out', out);
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /\| 8x4, rounding \| Figure 4 \| \d+\.\d \+- \d+\.\d \| 91\.4 \|/);
   assert.match(r.stdout, /PCA to 32 dims/);
@@ -242,6 +242,19 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.match(r.stdout, /\| distinct test codes \| dimensions in use \|/);
   assert.match(r.stdout, /^\| 8x4, rounding \|[^\n]*\| \d+ \| [0-8]\/8 \|/m);
   assert.match(r.stdout, /^\| PCA to 32 dims[^\n]*\|  \|  \|/m);
+  // Each code row against the float row: the difference, and the McNemar p-value on the same pairs.
+  assert.match(r.stdout, /\| vs float \| vs 32x1 rounding \|/);
+  assert.match(r.stdout, /^\| 8x4, rounding \|[^\n]*\| -?\d+\.\d \(p (<0\.001|[\d.]+)\) \|  \|/m);
+  assert.match(r.stdout, /exact McNemar test/);
+  const reproJson = JSON.parse(fs.readFileSync(path.join(out, 'reproduce-view1.json'), 'utf8'));
+  const [row8x4, , floatRow, pcaRow] = reproJson.rows;
+  assert.is(row8x4.paired.length, 1);
+  assert.is(row8x4.paired[0].against, 'float32');
+  // 8 same and 8 different pairs in 8 folds of 2: the pair accuracy is the mean over folds.
+  assert.ok(Math.abs(row8x4.paired[0].comparison.accuracyA - row8x4.mean) < 1e-12);
+  assert.ok(Math.abs(row8x4.paired[0].comparison.accuracyB - floatRow.mean) < 1e-12);
+  assert.equal(floatRow.paired, []);
+  assert.equal(pcaRow.paired, []);
   // Mirror averaging is on by default in reproduce, said in the report and saved in the models.
   assert.match(r.stdout, /each face encoded as the mean of the network outputs for it and its mirror image/);
   assert.is(loadModelSync(path.join(out, 'models', '8x4-rounding-view1.safetensors')).encoding.mirrorAverage, true);
@@ -285,6 +298,7 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   const meanOfSeeds = (seededJson.rows[0].seedMeans[0] + seededJson.rows[0].seedMeans[1]) / 2;
   assert.ok(Math.abs(seededJson.rows[0].mean - meanOfSeeds) < 1e-12);
   assert.equal(seededJson.rows[1].seedMeans.length, 1, 'PCA: one run');
+  assert.equal(seededJson.rows[0].paired, [], 'std without the rounding and float rows: nothing to compare with');
   // --gender-weight: the gender row's weight, in its training note and its model.
   const gw = await run('reproduce', '--lfw', root, '--rows', '8x4-gender', '--epochs', '1', '--gender-weight', '0.3', '--cache', cache, '--out', path.join(tmp, 'repro-gw'));
   assert.is(gw.code, 0, gw.stderr);

@@ -7,6 +7,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   foldedAccuracy,
+  foldedCorrect,
+  mcNemarPValue,
+  pairedComparison,
+  verificationCorrect,
   bestThreshold,
   DclError,
   equalErrorRate,
@@ -163,6 +167,79 @@ test('foldedAccuracy: deals each kind round-robin, then the ten-fold protocol; f
   assert.equal(foldedAccuracy(d, same), tenFoldAccuracy(folds, foldSame));
   assert.is(foldedAccuracy([1, 2, 3, 4, 5, 6], [1, 1, 1, 0, 0, 0]).folds.length, 3);
   assert.throws(() => foldedAccuracy([1, 2, 3], [1, 0, 0]), (e: unknown) => (e as DclError).code === 'E_ARG');
+});
+
+test('foldedCorrect and verificationCorrect: the verdicts behind foldedAccuracy and verificationAccuracy', () => {
+  const rng = new Rng(11);
+  for (const n of [4, 13, 57, 1000]) {
+    const { d, s } = randomPairs(rng, n, n % 2 === 1);
+    if (s.every((v) => v === s[0])) s[0] = 1 - s[0];
+    if (s.filter((v) => v === 1).length < 2 || s.filter((v) => v === 0).length < 2) continue;
+    const result = foldedAccuracy(d, s);
+    const correct = foldedCorrect(d, s);
+    assert.is(correct.length, n);
+    // Re-deal as foldedAccuracy does: each fold's share of right verdicts is its accuracy.
+    const f = result.folds.length;
+    const right = new Float64Array(f);
+    const size = new Float64Array(f);
+    const dealt = [0, 0];
+    s.forEach((v, i) => {
+      const k = dealt[v]++ % f;
+      right[k] += correct[i];
+      size[k]++;
+      assert.is(correct[i], (d[i] <= result.folds[k].threshold) === (v === 1) ? 1 : 0);
+    });
+    result.folds.forEach((fold, k) => assert.ok(Math.abs(fold.accuracy - right[k] / size[k]) < 1e-12, `n ${n} fold ${k}`));
+    const t = d[0];
+    const c = verificationCorrect(d, s, t);
+    assert.ok(Math.abs(c.reduce((a, v) => a + v, 0) / n - verificationAccuracy(d, s, t)) < 1e-12);
+  }
+  throwsCode(() => verificationCorrect([1, 2], [1], 0), 'E_SHAPE', 'one label per distance');
+  throwsCode(() => verificationCorrect([1, 2], [1, 0], Number.NaN), 'E_ARG', 'threshold');
+  throwsCode(() => foldedCorrect([1, 2, 3], [1, 0, 0]), 'E_ARG', 'at least 2 same-person');
+});
+
+/** The exact McNemar p-value by exact integer binomial sums (small counts). */
+function mcNemarRef(b: number, c: number): number {
+  const n = b + c;
+  let binom = 1n;
+  let tail = 0n;
+  for (let i = 0; i <= Math.min(b, c); i++) {
+    tail += binom;
+    binom = (binom * BigInt(n - i)) / BigInt(i + 1);
+  }
+  return Math.min(1, (2 * Number(tail)) / 2 ** n);
+}
+
+test('mcNemarPValue: hand values and exact binomial sums; symmetric; 1 without discordant items', () => {
+  // 10 against 2: 2 (1 + 12 + 66) / 4096.
+  assert.ok(Math.abs(mcNemarPValue(10, 2) - 158 / 4096) < 1e-15);
+  assert.is(mcNemarPValue(2, 10), mcNemarPValue(10, 2));
+  assert.is(mcNemarPValue(0, 0), 1);
+  assert.is(mcNemarPValue(5, 5), 1);
+  assert.ok(Math.abs(mcNemarPValue(0, 1) - 1) < 1e-15);
+  assert.ok(Math.abs(mcNemarPValue(0, 6) - 2 / 64) < 1e-15);
+  for (const [b, c] of [[0, 30], [3, 17], [20, 41], [50, 50], [100, 130], [7, 700]]) {
+    const ref = mcNemarRef(b, c);
+    assert.ok(Math.abs(mcNemarPValue(b, c) - ref) <= 1e-12 * Math.max(ref, 1e-300) + 1e-300, `${b} ${c}: ${mcNemarPValue(b, c)} vs ${ref}`);
+  }
+  // Large counts stay finite: 10,000 against 10,400 is about 2 sigma apart.
+  const p = mcNemarPValue(10000, 10400);
+  assert.ok(p > 0.003 && p < 0.01, String(p));
+  throwsCode(() => mcNemarPValue(-1, 2), 'E_ARG', 'onlyA');
+  throwsCode(() => mcNemarPValue(1, 2.5), 'E_ARG', 'onlyB');
+});
+
+test('pairedComparison: accuracies, discordant counts and the McNemar p-value; argument errors', () => {
+  const a = [1, 1, 1, 0, 1, 0, true, false];
+  const b = [1, 0, 0, 0, 1, 1, false, false];
+  const r = pairedComparison(a, b);
+  assert.equal(r, { count: 8, accuracyA: 5 / 8, accuracyB: 3 / 8, difference: 2 / 8, onlyA: 3, onlyB: 1, pValue: mcNemarPValue(3, 1) });
+  assert.equal(pairedComparison(Uint8Array.from([1, 0]), Uint8Array.from([1, 0])).pValue, 1);
+  throwsCode(() => pairedComparison([1, 0], [1]), 'E_SHAPE', 'correctB');
+  throwsCode(() => pairedComparison([], []), 'E_ARG', 'at least one item');
+  throwsCode(() => pairedComparison([1, 2], [1, 0]), 'E_ARG', 'correctA[1]');
+  throwsCode(() => pairedComparison('11' as unknown as number[], [1, 0]), 'E_ARG', 'correctA');
 });
 
 test('rocCurve: monotone from (0,0) to (1,1); AUC 1, 0, 0.5 and the Mann-Whitney count', () => {

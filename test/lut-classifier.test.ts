@@ -15,6 +15,7 @@ import { parseLayout } from '../lib/codes.js';
 import type { CodeLayout } from '../lib/codes.js';
 import { COMMANDS } from '../lib/commands.js';
 import { DclError } from '../lib/errors.js';
+import { mcNemarPValue } from '../lib/eval.js';
 import { chooseMinSamples, genderExperiment, genderMarkdown, lfwGenderAttributes, lfwGenderList, writeGenderReport } from '../lib/gender.js';
 import { LFW_PREPROCESSING } from '../lib/images.js';
 import { fitLogisticRegression, logisticPredict, logisticProbabilities } from '../lib/logistic.js';
@@ -405,6 +406,12 @@ test('gender experiment end to end on a tiny LFW tree (view1 and 10fold), report
   assert.is(v.majority.label, 'female'); // 8 female training faces against 7 male
   assert.is(v.majority.accuracy, 7 / 15);
   assert.ok(v.logistic !== null && v.logistic.accuracy >= 0 && v.logistic.accuracy <= 1);
+  // The table against the regression face by face: the same accuracies, the discordant faces.
+  const vs = v.tableVersusLogistic!;
+  assert.is(vs.count, 15);
+  assert.ok(Math.abs(vs.accuracyA - v.lut.accuracy) < 1e-12 && Math.abs(vs.accuracyB - v.logistic!.accuracy) < 1e-12);
+  assert.ok(Math.abs(vs.difference - (vs.onlyA - vs.onlyB) / 15) < 1e-12);
+  assert.equal(r.summary.tableVersusLogistic, { onlyTable: vs.onlyA, onlyLogistic: vs.onlyB, pValue: vs.pValue });
   assert.equal(r.trainSize.map((t) => t.fraction), [0.5, 1]);
   assert.is(r.trainSize[1].faces, 15);
   assert.is(r.trainSize[1].lut.std, 0);
@@ -426,6 +433,7 @@ test('gender experiment end to end on a tiny LFW tree (view1 and 10fold), report
   const md = genderMarkdown(r);
   assert.match(md, /\| look-up table \(\d+ occupied bins\) \| \d+\.\d \|/);
   assert.match(md, /training-set size/);
+  assert.match(md, new RegExp(`the table alone is right on ${vs.onlyA} faces, the regression alone on ${vs.onlyB} \\(exact McNemar test: p `));
   const files = writeGenderReport(r, path.join(tmp, 'gender-out'));
   assert.equal(files.map((f) => path.basename(f)), ['gender-view1.md', 'gender-view1.json', 'gender-view1.svg']);
   assert.match(fs.readFileSync(files[2], 'utf8'), /<svg[\s\S]*look-up table[\s\S]*<\/svg>/);
@@ -441,9 +449,16 @@ test('gender experiment end to end on a tiny LFW tree (view1 and 10fold), report
   assert.is(f.results[0].train.used, 15); // set 0 (people 0-3)
   assert.is(f.results[0].test.used, 15);
   assert.is(f.results[0].logistic, null);
+  assert.is(f.results[0].tableVersusLogistic, null);
+  assert.is(f.summary.tableVersusLogistic, null);
+  assert.not.match(genderMarkdown(f), /McNemar/);
   const g = await genderExperiment({ lfw: root, protocol: '10fold', foldModels: () => model, cache });
   assert.equal(g.results.map((x) => x.fold), [0, 1]);
   assert.match(genderMarkdown(g), /Mean \+- sample std over folds/);
+  // Over folds the discordant faces add up (disjoint test faces).
+  const sum = (k: 'onlyA' | 'onlyB') => g.results.reduce((a, x) => a + x.tableVersusLogistic![k], 0);
+  assert.equal(g.summary.tableVersusLogistic, { onlyTable: sum('onlyA'), onlyLogistic: sum('onlyB'), pValue: mcNemarPValue(sum('onlyA'), sum('onlyB')) });
+  assert.match(genderMarkdown(g), /McNemar/);
   assert.ok(writeGenderReport(g, path.join(tmp, 'gender-out')).every((x) => fs.existsSync(x)));
   const missing = await genderExperiment({ lfw: root, protocol: '10fold', foldModels: path.join(tmp, 'none{fold}.safetensors'), cache }).catch((e) => e);
   assert.ok(missing instanceof DclError && missing.code === 'E_IO');
