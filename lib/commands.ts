@@ -7,11 +7,11 @@ import type { CommandContext, CommandSpec } from './cli.js';
 import { codeDistances } from './codes.js';
 import { codeReport, runDemo } from './demo.js';
 import type { DemoReport } from './demo.js';
-import { foldedAccuracy } from './eval.js';
+import { foldedAccuracy, foldedCorrect, pairedComparison, pValueText } from './eval.js';
 import { DEFAULT_PREPROCESSING, LFW_PREPROCESSING, loadDataset, loadImages, resolvePreprocessing, scanFolderDataset } from './images.js';
 import type { ImagePreprocessing, LoadedDataset } from './images.js';
 import { findLfw, lfwView1Split, lfwView2Split } from './lfw.js';
-import type { LfwImageSet, LfwSplit } from './lfw.js';
+import type { LfwImageSet, LfwPairSet, LfwSplit } from './lfw.js';
 import { loadModel } from './model.js';
 import { DEFAULT_REPRODUCE_EPOCHS, REPRODUCE_ROWS, reproduce } from './reproduce.js';
 import { encode, train } from './train.js';
@@ -300,6 +300,7 @@ const evalCommand: CommandSpec = {
   summary: 'face verification accuracy of a model on LFW pairs (people it must not have trained on)',
   options: {
     model: { type: 'string', help: 'model file', value: 'FILE' },
+    versus: { type: 'string', help: 'a second model judged on the same pairs and compared pair by pair (exact McNemar test)', value: 'FILE' },
     lfw: { type: 'string', help: 'LFW root', value: 'DIR' },
     images: { type: 'string', help: "LFW's image folder under DIR, when not found automatically", value: 'NAME' },
     protocol: { type: 'string', help: "'view1' (pairsDevTest) or 'fold:K' (the pairs of View 2 fold K)", default: 'view1', value: 'P' },
@@ -308,41 +309,67 @@ const evalCommand: CommandSpec = {
   details:
     'The pairs are dealt into ten folds (same and different pairs round-robin); each fold is judged with the\n' +
     'distance threshold that is best on the other nine. The model should not have seen these people:\n' +
-    "train with the same --protocol (dcl train --lfw DIR --protocol P) to keep them apart.",
+    "train with the same --protocol (dcl train --lfw DIR --protocol P) to keep them apart.\n" +
+    'With --versus, both models are judged on the pairs whose images loaded for both, and the pairs only one\n' +
+    'of them gets right decide the exact McNemar test: a p above 0.05 means these pairs cannot tell them apart.',
   async run(ctx) {
     noPositional(ctx, this);
     if (typeof ctx.options.model !== 'string' || typeof ctx.options.lfw !== 'string') throw new UsageError('--model FILE and --lfw DIR are required');
-    const model = await loadModel(ctx.options.model);
-    const pre = resolvePreprocessing(model.preprocessing as ImagePreprocessing);
     const split = lfwSplit(ctx, str(ctx, 'protocol', 'view1'));
-    const data = await loadSet(ctx, split.test, { ...pre, storedSize: null }, 'decoding test images', 'network');
-    const codes = await encode(model, { images: data.images, shape: data.shape }, { signal: ctx.signal });
-    const index = new Map(data.files.map((f, i) => [path.resolve(f), i]));
-    const a: number[] = [];
-    const b: number[] = [];
-    const same: number[] = [];
-    for (let p = 0; p < split.test.a.length; p++) {
-      const i = index.get(path.resolve(split.test.paths[split.test.a[p]]));
-      const j = index.get(path.resolve(split.test.paths[split.test.b[p]]));
-      if (i === undefined || j === undefined) continue;
-      a.push(codes[i]);
-      b.push(codes[j]);
-      same.push(split.test.same[p]);
+    const first = await verifyPairs(ctx, ctx.options.model, split.test);
+    const lines = [
+      `model ${ctx.options.model}: ${first.model.layout.name} (${first.model.method})`,
+      `pairs: ${first.sameCount} same, ${first.pairs.length - first.sameCount} different${first.missing ? ` (${first.missing} left out: an image did not load)` : ''}`,
+      `accuracy ${pct(first.result.mean)} +- ${pct(first.result.std)} (${first.result.folds.length} folds; standard error ${pct(first.result.standardError)})`,
+      `test images ${first.bins.images}, occupied bins ${first.bins.occupied}, fullest bin ${first.bins.largest}`,
+    ];
+    if (typeof ctx.options.versus === 'string') {
+      const second = await verifyPairs(ctx, ctx.options.versus, split.test);
+      // Only the pairs both models could judge; their fold verdicts stay as each model's run dealt them.
+      const rightOf = new Map(second.pairs.map((p, k) => [p, second.correct[k]]));
+      const both = first.pairs.flatMap((p, k) => (rightOf.has(p) ? [[first.correct[k], rightOf.get(p)!]] : []));
+      const c = pairedComparison(both.map((x) => x[0]), both.map((x) => x[1]));
+      lines.push(
+        `versus ${ctx.options.versus}: ${second.model.layout.name} (${second.model.method}), accuracy ${pct(second.result.mean)} +- ${pct(second.result.std)}`,
+        `pair by pair (${c.count} pairs): only the first model right on ${c.onlyA}, only the second on ${c.onlyB}; ` +
+          `difference ${(100 * c.difference).toFixed(1)} points, exact McNemar p ${pValueText(c.pValue)}`,
+      );
     }
-    const missing = split.test.a.length - a.length;
-    const r = foldedAccuracy(codeDistances(Int32Array.from(a), Int32Array.from(b), model.layout), same, 10);
-    const sameCount = same.reduce((x, v) => x + v, 0);
-    const bins = codeReport(codes, data.labels, model.layout.name).bins;
-    ctx.out.print(
-      [
-        `model ${ctx.options.model}: ${model.layout.name} (${model.method})`,
-        `pairs: ${sameCount} same, ${same.length - sameCount} different${missing ? ` (${missing} left out: an image did not load)` : ''}`,
-        `accuracy ${pct(r.mean)} +- ${pct(r.std)} (${r.folds.length} folds; standard error ${pct(r.standardError)})`,
-        `test images ${bins.images}, occupied bins ${bins.occupied}, fullest bin ${bins.largest}`,
-      ].join('\n'),
-    );
+    ctx.out.print(lines.join('\n'));
   },
 };
+
+/** One model's verdicts on the test pairs whose images loaded: the pair numbers, right / wrong per pair, the folded accuracy. */
+async function verifyPairs(ctx: CommandContext, file: string, test: LfwPairSet) {
+  const model = await loadModel(file);
+  const pre = resolvePreprocessing(model.preprocessing as ImagePreprocessing);
+  const data = await loadSet(ctx, test, { ...pre, storedSize: null }, 'decoding test images', 'network');
+  const codes = await encode(model, { images: data.images, shape: data.shape }, { signal: ctx.signal });
+  const index = new Map(data.files.map((f, i) => [path.resolve(f), i]));
+  const a: number[] = [];
+  const b: number[] = [];
+  const same: number[] = [];
+  const pairs: number[] = [];
+  for (let p = 0; p < test.a.length; p++) {
+    const i = index.get(path.resolve(test.paths[test.a[p]]));
+    const j = index.get(path.resolve(test.paths[test.b[p]]));
+    if (i === undefined || j === undefined) continue;
+    a.push(codes[i]);
+    b.push(codes[j]);
+    same.push(test.same[p]);
+    pairs.push(p);
+  }
+  const distances = codeDistances(Int32Array.from(a), Int32Array.from(b), model.layout);
+  return {
+    model,
+    pairs,
+    missing: test.a.length - pairs.length,
+    sameCount: same.reduce((x, v) => x + v, 0),
+    result: foldedAccuracy(distances, same, 10),
+    correct: foldedCorrect(distances, same, 10),
+    bins: codeReport(codes, data.labels, model.layout.name).bins,
+  };
+}
 
 // ---------------------------------------------------------------------------------------------
 // dcl reproduce

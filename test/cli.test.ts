@@ -226,6 +226,17 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.is(e.code, 0, e.stderr);
   assert.match(e.stdout, /pairs: 8 same, 8 different/);
   assert.match(e.stdout, /accuracy \d+\.\d% \+- /);
+  // --versus: a model against itself agrees on every pair; against another, the McNemar line.
+  const self = await run('eval', '--model', model, '--versus', model, '--lfw', root, '--cache', cache);
+  assert.is(self.code, 0, self.stderr);
+  assert.match(self.stdout, /pair by pair \(16 pairs\): only the first model right on 0, only the second on 0; difference 0\.0 points, exact McNemar p 1\.0/);
+  const vs = await run('eval', '--model', model, '--versus', gendered, '--lfw', root, '--cache', cache);
+  assert.is(vs.code, 0, vs.stderr);
+  assert.match(vs.stdout, /versus [^\n]*: 8x4 \(rounding\), accuracy \d+\.\d% \+- /);
+  assert.match(vs.stdout, /pair by pair \(16 pairs\): only the first model right on \d+, only the second on \d+; difference -?\d+\.\d points, exact McNemar p (<0\.001|[\d.]+)/);
+  const vsMissing = await run('eval', '--model', model, '--versus', path.join(tmp, 'no-such-model.safetensors'), '--lfw', root, '--cache', cache);
+  assert.is(vsMissing.code, 1);
+  assert.match(vsMissing.stderr, /E_IO/);
 
   const demo = await run('demo', '--lfw', root, '--steps', '2', '--cache', cache, '--out', path.join(tmp, 'lfw-demo'));
   assert.is(demo.code, 0, demo.stderr);
