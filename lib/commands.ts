@@ -10,7 +10,7 @@ import type { DemoReport } from './demo.js';
 import { foldedAccuracy, foldedCorrect, pairedComparison, pValueText } from './eval.js';
 import { DEFAULT_PREPROCESSING, LFW_PREPROCESSING, loadDataset, loadImages, resolvePreprocessing, scanFolderDataset } from './images.js';
 import type { ImagePreprocessing, LoadedDataset } from './images.js';
-import { findLfw, lfwView1Split, lfwView2Split } from './lfw.js';
+import { findLfw, lfwView1Split, lfwView2Split, loadedPairs } from './lfw.js';
 import type { LfwImageSet, LfwPairSet, LfwSplit } from './lfw.js';
 import { loadModel } from './model.js';
 import { DEFAULT_REPRODUCE_EPOCHS, REPRODUCE_ROWS, reproduce } from './reproduce.js';
@@ -345,24 +345,11 @@ async function verifyPairs(ctx: CommandContext, file: string, test: LfwPairSet) 
   const pre = resolvePreprocessing(model.preprocessing as ImagePreprocessing);
   const data = await loadSet(ctx, test, { ...pre, storedSize: null }, 'decoding test images', 'network');
   const codes = await encode(model, { images: data.images, shape: data.shape }, { signal: ctx.signal });
-  const index = new Map(data.files.map((f, i) => [path.resolve(f), i]));
-  const a: number[] = [];
-  const b: number[] = [];
-  const same: number[] = [];
-  const pairs: number[] = [];
-  for (let p = 0; p < test.a.length; p++) {
-    const i = index.get(path.resolve(test.paths[test.a[p]]));
-    const j = index.get(path.resolve(test.paths[test.b[p]]));
-    if (i === undefined || j === undefined) continue;
-    a.push(codes[i]);
-    b.push(codes[j]);
-    same.push(test.same[p]);
-    pairs.push(p);
-  }
-  const distances = codeDistances(Int32Array.from(a), Int32Array.from(b), model.layout);
+  const { a, b, same, pairs } = loadedPairs(test, data.files);
+  const distances = codeDistances(Int32Array.from(a, (i) => codes[i]), Int32Array.from(b, (i) => codes[i]), model.layout);
   return {
     model,
-    pairs,
+    pairs: Array.from(pairs),
     missing: test.a.length - pairs.length,
     sameCount: same.reduce((x, v) => x + v, 0),
     result: foldedAccuracy(distances, same, 10),

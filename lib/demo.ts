@@ -8,7 +8,7 @@ import { foldedAccuracy, rocCurve } from './eval.js';
 import type { Model } from './model.js';
 import { Rng } from './random.js';
 import { LFW_PREPROCESSING, loadDataset } from './images.js';
-import { findLfw, lfwView1Split } from './lfw.js';
+import { findLfw, lfwView1Split, loadedPairs } from './lfw.js';
 import { syntheticFaces } from './synthetic.js';
 import { encode, train } from './train.js';
 import type { TrainMethod } from './model.js';
@@ -155,19 +155,8 @@ async function lfwDemo(o: DemoOptions, layout: string, method: TrainMethod, step
   });
   const seconds = (performance.now() - started) / 1e3;
   const codes = await encode(model, { images: testSet.images, shape: testSet.shape });
-  const index = new Map(testSet.files.map((f, i) => [f, i]));
-  const a: number[] = [];
-  const b: number[] = [];
-  const same: number[] = [];
-  for (let p = 0; p < split.test.a.length; p++) {
-    const i = index.get(split.test.paths[split.test.a[p]]);
-    const j = index.get(split.test.paths[split.test.b[p]]);
-    if (i === undefined || j === undefined) continue;
-    a.push(codes[i]);
-    b.push(codes[j]);
-    same.push(split.test.same[p]);
-  }
-  const dist = codeDistances(Int32Array.from(a), Int32Array.from(b), parseLayout(layout));
+  const { a, b, same } = loadedPairs(split.test, testSet.files);
+  const dist = codeDistances(Int32Array.from(a, (i) => codes[i]), Int32Array.from(b, (i) => codes[i]), parseLayout(layout));
   const tf = foldedAccuracy(dist, same, 10);
   const sameCount = same.reduce((x, v) => x + v, 0);
   const people = new Set(split.test.labels).size;

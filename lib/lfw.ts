@@ -128,6 +128,38 @@ export interface LfwPairSet extends LfwImageSet {
   readonly folds: Int32Array;
 }
 
+/** The pairs of a pair set whose two images both loaded (LfwPairSet's pair numbers and indices into the loaded files). */
+export interface LoadedPairs {
+  /** Indices into the loaded files. */
+  readonly a: Int32Array;
+  readonly b: Int32Array;
+  readonly same: Uint8Array;
+  /** Each kept pair's number in the set. */
+  readonly pairs: Int32Array;
+}
+
+/**
+ * The pairs of `set` whose two images are both among `files` (the images that loaded; paths
+ * compared resolved), re-indexed into `files`.
+ */
+export function loadedPairs(set: LfwPairSet, files: readonly string[]): LoadedPairs {
+  const where = new Map(files.map((f, i) => [path.resolve(f), i]));
+  const a: number[] = [];
+  const b: number[] = [];
+  const same: number[] = [];
+  const pairs: number[] = [];
+  for (let p = 0; p < set.a.length; p++) {
+    const i = where.get(path.resolve(set.paths[set.a[p]]));
+    const j = where.get(path.resolve(set.paths[set.b[p]]));
+    if (i === undefined || j === undefined) continue;
+    a.push(i);
+    b.push(j);
+    same.push(set.same[p]);
+    pairs.push(p);
+  }
+  return { a: Int32Array.from(a), b: Int32Array.from(b), same: Uint8Array.from(same), pairs: Int32Array.from(pairs) };
+}
+
 export interface LfwSplit {
   readonly view: 1 | 2;
   /** The held-out fold (View 2) or null (View 1). */

@@ -23,7 +23,7 @@ import type { PairedComparison } from './eval.js';
 import { writeFileAtomic } from './files.js';
 import { augmentBatch, LFW_PREPROCESSING, loadDataset, resolvePreprocessing } from './images.js';
 import type { ImageBatch, ImagePreprocessing, LoadedDataset } from './images.js';
-import { findLfw, lfwView1Split, lfwView2Split } from './lfw.js';
+import { findLfw, lfwView1Split, lfwView2Split, loadedPairs } from './lfw.js';
 import type { LfwImageSet, LfwPairSet, LfwSplit } from './lfw.js';
 import type { Model, TrainMethod } from './model.js';
 import { genderExperiment, genderMarkdown, lfwGenderAttributes, writeGenderReport } from './gender.js';
@@ -376,21 +376,9 @@ interface PairIndex {
 
 /** The pairs whose two images both loaded, re-indexed into the loaded images. */
 function keptPairs(set: LfwPairSet, data: LoadedDataset): PairIndex {
-  const where = new Map<string, number>();
-  data.files.forEach((f, i) => where.set(path.resolve(f), i));
-  const a: number[] = [];
-  const b: number[] = [];
-  const same: number[] = [];
-  for (let p = 0; p < set.a.length; p++) {
-    const i = where.get(path.resolve(set.paths[set.a[p]]));
-    const j = where.get(path.resolve(set.paths[set.b[p]]));
-    if (i === undefined || j === undefined) continue;
-    a.push(i);
-    b.push(j);
-    same.push(set.same[p]);
-  }
-  if (a.length === 0) throw new DclError('E_IO', 'None of the test pairs could be loaded');
-  return { a: Int32Array.from(a), b: Int32Array.from(b), same: Uint8Array.from(same) };
+  const kept = loadedPairs(set, data.files);
+  if (kept.a.length === 0) throw new DclError('E_IO', 'None of the test pairs could be loaded');
+  return kept;
 }
 
 function centreCrop(data: ImageBatch, pre: ImagePreprocessing): ImageBatch {
