@@ -21,11 +21,14 @@ import type { TrainProgress } from './train.js';
 const str = (ctx: CommandContext, name: string, fallback: string): string => (ctx.options[name] as string | undefined) ?? fallback;
 const int = (ctx: CommandContext, name: string, fallback: number): number => (ctx.options[name] as number | undefined) ?? fallback;
 
+/** One training progress line: step, loss, the batch's distinct codes (1: collapsing), speed, and any restarts. */
+function trainStatus(p: TrainProgress): string {
+  const restarted = p.restarts > 0 ? `  (started again after ${p.restarts === 1 ? 'a collapse' : `${p.restarts} collapses`})` : '';
+  return `step ${p.step}/${p.totalSteps} (epoch ${p.epoch})  loss ${p.loss.toFixed(4)}  codes ${p.distinctCodes}  ${p.imagesPerSecond.toFixed(0)} img/s${restarted}`;
+}
+
 function trainProgress(ctx: CommandContext, label: string) {
-  return (p: TrainProgress) =>
-    ctx.out.progress(
-      `${label} step ${p.step}/${p.totalSteps} (epoch ${p.epoch})  loss ${p.loss.toFixed(4)}  ${p.imagesPerSecond.toFixed(0)} img/s`,
-    );
+  return (p: TrainProgress) => ctx.out.progress(`${label} ${trainStatus(p)}`);
 }
 
 function noPositional(ctx: CommandContext, c: CommandSpec): void {
@@ -414,7 +417,7 @@ const reproduceCommand: CommandSpec = {
       onEvent: (e) => {
         if (e.kind === 'load') ctx.out.progress(`${e.what}: ${e.done}/${e.total}`);
         else if (e.kind === 'train')
-          ctx.out.progress(`${e.row}${e.fold === null ? '' : ` fold ${e.fold}`}${seeds > 1 ? ` seed ${e.seed}` : ''}: step ${e.progress.step}/${e.progress.totalSteps}  loss ${e.progress.loss.toFixed(4)}  ${e.progress.imagesPerSecond.toFixed(0)} img/s`);
+          ctx.out.progress(`${e.row}${e.fold === null ? '' : ` fold ${e.fold}`}${seeds > 1 ? ` seed ${e.seed}` : ''}: ${trainStatus(e.progress)}`);
         else if (e.kind === 'row') ctx.out.note(`${e.row}${e.fold === null ? '' : ` fold ${e.fold}`}${seeds > 1 ? ` seed ${e.seed}` : ''}: accuracy ${pct(e.accuracy)} (${e.seconds.toFixed(0)} s)`);
         else ctx.out.note(e.message);
       },

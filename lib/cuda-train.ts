@@ -12,17 +12,28 @@
 //
 // What crosses the bus per step: in, the batch images ([B, C, H, W] float32) and the pair lists
 // (pairs, labels, weights, and the per-image occurrence lists built from them); out, three
-// float64 values (the loss, d/dalpha, d/dbeta). Weights, gradients, Adam moments and every
+// float64 values (the loss, d/dalpha, d/dbeta) and the batch's outputs (B x n float32, for the
+// distinct codes the progress and the collapse guard count). Weights, gradients, Adam moments and every
 // activation live in device buffers allocated once, before the first step, from the caching
 // allocator (sized for the largest batch; smaller batches use their start), and handed back when
-// training ends. The step's kernels are queued on one stream; the download of the three values
-// is the step's only wait.
+// training ends. The step's kernels are queued on one stream; the downloads of the outputs and of
+// the three values are the step's only waits.
 //
 // The device program is written against DeviceOps, a table of the launchers over buffer numbers.
 // cudaOps() is the CUDA backend; test/cuda-train.test.ts also runs the same program on host
 // buffers and the CPU kernels, where it must give the CPU trainer's results bit for bit.
-import { abortedError, divergedError, methodAt, prepareTraining, progressReporter, trainResult } from './train-setup.js';
-import type { TrainData, TrainProgress, TrainResult, TrainSettings } from './train.js';
+import {
+  abortedError,
+  collapseGuard,
+  distinctCodes,
+  divergedError,
+  methodAt,
+  prepareTraining,
+  progressReporter,
+  trainResult,
+} from './train-setup.js';
+import type { LoopProgress } from './train-setup.js';
+import type { TrainData, TrainResult, TrainSettings } from './train.js';
 import { cudaAvailable, requireCuda } from './cuda.js';
 import { DclError } from './errors.js';
 import { averageInPlace, mirrorImages } from './model.js';
@@ -476,13 +487,13 @@ function poolShape(plan: Extract<LayerPlan, { kind: 'pool' }>, count: number): n
 // Training
 
 /**
- * The training loop on the device (trainLoop of lib/train.ts with settings.device 'cuda'):
- * synchronous, `shouldStop` polled between steps. `ops` defaults to the CUDA backend.
+ * The training loop on the device, one run (trainLoop of lib/train.ts calls it for settings.device
+ * 'cuda'): synchronous, `shouldStop` polled between steps. `ops` defaults to the CUDA backend.
  */
 export function cudaTrainLoop(
   data: TrainData,
   settings: TrainSettings,
-  report: (p: TrainProgress) => void,
+  report: (p: LoopProgress) => void,
   shouldStop: () => boolean,
   ops: DeviceOps = cudaOps(),
 ): TrainResult {
@@ -496,21 +507,27 @@ export function cudaTrainLoop(
   const beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
 
   const result = new Float64Array(3);
+  const outputs = new Float32Array(maxBatch * layout.n);
   const net = new DeviceNet(ops, network, maxBatch, true);
   try {
     let lastLoss = Number.NaN;
     const progress = progressReporter(setup, settings, report);
+    const guard = collapseGuard(settings);
     for (let step = 0; step < total; step++) {
       if (shouldStop()) throw abortedError(step, total);
       const { batch, count, images } = setup.nextBatch();
       ops.upload(net.input, images);
       net.forward(count);
+      const p = outputs.subarray(0, count * layout.n);
+      ops.download(net.output, p);
+      const distinct = distinctCodes(p, count, layout);
+      const method = methodAt(settings, step, total);
       const alpha = Math.exp(scalars.values[0]);
       const beta = scalars.values[1];
       let weightSum = 0;
       for (let k = 0; k < batch.weights.length; k++) weightSum += batch.weights[k];
       const P = batch.labels.length;
-      ops.batchLoss(net.output, net.outputGrad, batch.pairs, batch.labels, batch.weights, result, [count, layout.n, P, layout.levels, BATCH_LOSS_METHOD[methodAt(settings, step, total)]], alpha, beta, weightSum, settings.omega);
+      ops.batchLoss(net.output, net.outputGrad, batch.pairs, batch.labels, batch.weights, result, [count, layout.n, P, layout.levels, BATCH_LOSS_METHOD[method]], alpha, beta, weightSum, settings.omega);
       const [loss, gradAlpha, gradBeta] = result;
       if (!Number.isFinite(loss)) throw divergedError(loss, step);
       net.backward(count);
@@ -520,7 +537,8 @@ export function cudaTrainLoop(
       for (const p of net.params) ops.adamUpdate(p.buffer, p.grad, p.m, p.v2, p.size, lr, beta1, beta2, eps, settings.weightDecay, c1, c2);
       if (settings.learnAlphaBeta) scalars.step([gradAlpha * alpha, gradBeta]);
       lastLoss = loss;
-      progress(step, count, loss);
+      progress(step, count, loss, distinct);
+      guard(step, distinct);
     }
     net.downloadWeights();
     return trainResult(setup, settings, network.stateDict(), lastLoss);

@@ -9,6 +9,8 @@
  * - E_FORMAT: a file is corrupt, truncated, of another format or of an unsupported version;
  * - E_IO: a file could not be read or written (missing, no permission, disk full);
  * - E_ABORTED: a long operation was cancelled through its AbortSignal;
+ * - E_COLLAPSED: training collapsed to one code for every image, and did again after each of the
+ *   collapse guard's restarts (TrainOptions.collapsePatience);
  * - E_CUDA: a CUDA operation was asked for where CUDA is not usable (built without it, no driver,
  *   no GPU: the message says which), or a CUDA call failed on the device.
  */
@@ -22,6 +24,7 @@ export type DclErrorCode =
   | 'E_FORMAT'
   | 'E_IO'
   | 'E_ABORTED'
+  | 'E_COLLAPSED'
   | 'E_CUDA';
 
 export class DclError extends Error {

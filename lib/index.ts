@@ -92,7 +92,7 @@ export type {
 
 // Training, encoding and the model file.
 export { train, trainSync, encode, encodeSync, calibrateOutputLayer } from './train.js';
-export type { TrainOptions, TrainProgress, TrainData, EncodeInput } from './train.js';
+export type { TrainOptions, TrainProgress, TrainData, EncodeInput, CollapseRestart } from './train.js';
 export type { DeviceOption } from './cuda-train.js';
 export { Model, loadModel, loadModelSync, MODEL_FORMAT_VERSION } from './model.js';
 export type { TrainMethod, Preprocessing, ModelInfo } from './model.js';

@@ -29,7 +29,7 @@ import type { Model, TrainMethod } from './model.js';
 import { genderExperiment, genderMarkdown, lfwGenderAttributes, writeGenderReport } from './gender.js';
 import { searchEval, searchEvalMarkdown, writeSearchEval } from './search-eval.js';
 import { train } from './train.js';
-import type { TrainOptions, TrainProgress } from './train.js';
+import type { CollapseRestart, TrainOptions, TrainProgress } from './train.js';
 import { describe, knownKeys, numberOption, plainObject } from './validate.js';
 
 export interface ReproduceRow {
@@ -149,6 +149,11 @@ export function trainingNote(training: Record<string, unknown>): string {
   if (training.method === 'std') parts.push(`omega ${training.omega}`);
   const warmup = (training.roundingWarmup as number | undefined) ?? 0;
   if (warmup > 0) parts.push(`rounding warm-up for the first ${Math.round(100 * warmup)}% of the steps`);
+  const restarts = (training.restarts as CollapseRestart[] | undefined) ?? [];
+  if (restarts.length > 0)
+    parts.push(
+      `trained again after a collapse at step ${restarts.map((r) => r.collapsedAtStep).join(' and ')} (alpha / beta learning rate ${training.alphaBetaLearningRate}, learning rate ${training.learningRate})`,
+    );
   return parts.join(', ');
 }
 

@@ -5,7 +5,7 @@
 // and make their TrainResult with trainResult. A change to any of it reaches both trainers: the
 // CUDA trainer reproduces the CPU one bit for bit on host buffers (test/cuda-train.test.ts).
 import { noGrad, Var } from './autograd.js';
-import { parseLayout } from './codes.js';
+import { parseLayout, quantize } from './codes.js';
 import type { CodeLayout } from './codes.js';
 import { DclError } from './errors.js';
 import { augmentBatch } from './images.js';
@@ -195,25 +195,69 @@ export function abortedError(step: number, total: number): DclError {
   return new DclError('E_ABORTED', `Training was aborted after ${step} of ${total} steps`);
 }
 
+/** How many different codes a batch's outputs p (count x layout.n) quantize to. */
+export function distinctCodes(p: Float32Array, count: number, layout: CodeLayout): number {
+  return new Set(quantize(p.subarray(0, count * layout.n), layout)).size;
+}
+
+/**
+ * Thrown by a training loop when its collapse guard fires; trainLoop (lib/train.ts) catches it and
+ * trains again with afterCollapse's settings.
+ */
+export class CollapseDetected extends Error {
+  constructor(readonly step: number) {
+    super(`Training collapsed at step ${step}: every image of the batch got the same code`);
+  }
+}
+
+/**
+ * The collapse guard of one training run: call it after every step with the batch's distinct
+ * codes. Once settings.collapsePatience batches in a row have each given every image the same
+ * code (0 turns the guard off) it throws CollapseDetected. A collapsed network does not come
+ * back: with every distance 0 the pair loss sits at log 2, beta goes to 0 and the saturated
+ * outputs get no gradient (README, "Training can collapse to one code").
+ */
+export function collapseGuard(settings: Pick<TrainSettings, 'collapsePatience'>): (step: number, distinct: number) => void {
+  let inARow = 0;
+  return (step, distinct) => {
+    inARow = distinct === 1 ? inARow + 1 : 0;
+    if (settings.collapsePatience > 0 && inARow >= settings.collapsePatience) throw new CollapseDetected(step);
+  };
+}
+
+/**
+ * The settings of the next attempt after a collapse: alpha and beta learnt ten times more slowly
+ * (on LFW this trained the seed whose default run collapsed: README, "Training can collapse to
+ * one code"), or, where they are not learnt, half the learning rate.
+ */
+export function afterCollapse(settings: TrainSettings): TrainSettings {
+  return settings.learnAlphaBeta && settings.alphaBetaLearningRate > 0
+    ? { ...settings, alphaBetaLearningRate: settings.alphaBetaLearningRate / 10 }
+    : { ...settings, learningRate: settings.learningRate / 2 };
+}
+
 /** The E_NATIVE error of a loss that is not finite at `step`. */
 export function divergedError(loss: number, step: number): DclError {
   return new DclError('E_NATIVE', `Training diverged: the loss is ${loss} at step ${step}; lower options.learningRate`);
 }
 
+/** What one training loop reports: TrainProgress less the restart count, which trainLoop adds. */
+export type LoopProgress = Omit<TrainProgress, 'restarts'>;
+
 /**
- * Progress of a training loop: call it after every step with the step's image count and loss; it
- * calls `report` every settings.progressEvery steps and after the last, with the images per
- * second since the previous report (the clock starts when the reporter is made).
+ * Progress of a training loop: call it after every step with the step's image count, loss and
+ * distinct codes; it calls `report` every settings.progressEvery steps and after the last, with
+ * the images per second since the previous report (the clock starts when the reporter is made).
  */
 export function progressReporter(
   setup: TrainingSetup,
   settings: TrainSettings,
-  report: (p: TrainProgress) => void,
-): (step: number, count: number, loss: number) => void {
+  report: (p: LoopProgress) => void,
+): (step: number, count: number, loss: number, distinct: number) => void {
   const { total, perEpoch, scalars, schedule } = setup;
   let windowStart = performance.now();
   let windowImages = 0;
-  return (step, count, loss) => {
+  return (step, count, loss, distinct) => {
     windowImages += count;
     if ((step + 1) % settings.progressEvery === 0 || step + 1 === total) {
       const now = performance.now();
@@ -222,6 +266,7 @@ export function progressReporter(
         step: step + 1,
         totalSteps: total,
         loss,
+        distinctCodes: distinct,
         alpha: Math.exp(scalars.values[0]),
         beta: scalars.values[1],
         imagesPerSecond: (windowImages * 1000) / Math.max(1e-6, now - windowStart),
@@ -243,5 +288,6 @@ export function trainResult(setup: TrainingSetup, settings: TrainSettings, state
     finalLoss,
     settings,
     inputShape: setup.inputShape,
+    restarts: [],
   };
 }

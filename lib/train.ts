@@ -37,7 +37,19 @@ import type { ImagePreprocessing, PreprocessingOptions } from './images.js';
 import { hardNegativeWeights } from './sampling.js';
 import { Tensor } from './tensor.js';
 import { describe, knownKeys, numberOption as num, plainObject } from './validate.js';
-import { abortedError, divergedError, methodAt, prepareTraining, progressReporter, trainResult } from './train-setup.js';
+import {
+  abortedError,
+  afterCollapse,
+  collapseGuard,
+  CollapseDetected,
+  distinctCodes,
+  divergedError,
+  methodAt,
+  prepareTraining,
+  progressReporter,
+  trainResult,
+} from './train-setup.js';
+import type { LoopProgress } from './train-setup.js';
 import { cudaEncode, cudaEncodeSync, cudaTrainLoop, encodeDevice, trainDevice } from './cuda-train.js';
 import type { DeviceOption } from './cuda-train.js';
 
@@ -61,6 +73,13 @@ export interface TrainProgress {
   totalSteps: number;
   /** The batch's loss (pair loss plus the std term for 'std'). */
   loss: number;
+  /**
+   * How many different codes the batch's images got: 1 means every image the same code, the sign
+   * of a collapse (options.collapsePatience).
+   */
+  distinctCodes: number;
+  /** How many times the collapse guard has started training again so far (0 normally). */
+  restarts: number;
   alpha: number;
   beta: number;
   imagesPerSecond: number;
@@ -132,6 +151,16 @@ export interface TrainOptions {
    * fixing their spread instead (DclSOptions.codeCentre; default false).
    */
   network?: { channels?: number[]; kernels?: number[]; hidden?: number; codeNorm?: number; codeNormEnd?: number; codeCentre?: boolean; gain?: number };
+  /**
+   * The collapse guard: when this many batches in a row (default 200; 0 turns the guard off) have
+   * each given every image the same code, training has collapsed and does not recover, so it
+   * starts again from the first step with alpha and beta learnt ten times more slowly (or, with
+   * learnAlphaBeta false, at half the learning rate), up to `collapseRestarts` times (default 2);
+   * after that the promise rejects with DclError E_COLLAPSED. The model records the restarts
+   * (model.training.restarts) and the settings of the run that finished.
+   */
+  collapsePatience?: number;
+  collapseRestarts?: number;
   /** Called after every `progressEvery` steps (default 10) and after the last. */
   onProgress?: (progress: TrainProgress) => void;
   progressEvery?: number;
@@ -180,11 +209,22 @@ export const DEFAULT_CODE_NORM = 1.7;
  */
 export const DEFAULT_CODE_NORM_END = 6;
 
+/**
+ * Batches in a row that gave every image the same code before the collapse guard starts training
+ * again (options.collapsePatience). On LFW (8x4, seed 3) the run that collapsed had one code per
+ * batch from about step 55 and never recovered, while the run with alpha and beta learnt more
+ * slowly went through stretches of up to about 50 such batches in its first 200 steps and then
+ * trained normally (69.4%): 200 leaves that room, and costs a tenth of a 60-epoch run.
+ */
+export const DEFAULT_COLLAPSE_PATIENCE = 200;
+/** How many times the collapse guard starts training again before E_COLLAPSED. */
+export const DEFAULT_COLLAPSE_RESTARTS = 2;
+
 const OPTION_KEYS = [
   'data', 'layout', 'method', 'alpha', 'beta', 'learnAlphaBeta', 'alphaBetaLearningRate', 'omega', 'attributeWeight', 'roundingWarmup', 'epochs', 'steps',
   'identitiesPerBatch', 'imagesPerIdentity', 'singlesPerBatch', 'hardNegatives', 'optimizer', 'learningRate', 'momentum', 'weightDecay',
   'schedule', 'warmupSteps', 'seed', 'network', 'onProgress', 'progressEvery', 'signal', 'worker', 'preprocessing', 'augment',
-  'mirrorAverage',
+  'mirrorAverage', 'collapsePatience', 'collapseRestarts',
 ] as const;
 
 /** Validated, JSON-safe training settings (what the worker receives and the model records). */
@@ -222,6 +262,17 @@ export interface TrainSettings {
   /** Random views per batch, or null (centre crops of stored images, or the images as they are). */
   augment: { flip: boolean; shift: number; scale: number } | null;
   mirrorAverage: boolean;
+  /** Batches in a row with one code that count as a collapse (0: the guard is off). */
+  collapsePatience: number;
+  /** How many times training starts again after a collapse before E_COLLAPSED. */
+  collapseRestarts: number;
+}
+
+/** One collapse the guard caught: where, and the rates of the run that collapsed. */
+export interface CollapseRestart {
+  collapsedAtStep: number;
+  alphaBetaLearningRate: number;
+  learningRate: number;
 }
 
 function checkData(value: unknown): TrainData {
@@ -336,6 +387,8 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     preprocessing: null,
     augment: null,
     mirrorAverage: (o.mirrorAverage as boolean | undefined) ?? false,
+    collapsePatience: num(o.collapsePatience, 'options.collapsePatience', DEFAULT_COLLAPSE_PATIENCE, 0, 1e9, true),
+    collapseRestarts: num(o.collapseRestarts, 'options.collapseRestarts', DEFAULT_COLLAPSE_RESTARTS, 0, 10, true),
   };
   if (o.attributeWeight !== undefined && !data.attributes)
     throw new DclError('E_ARG', 'Expected options.data.attributes (the labels the attribute term learns) with options.attributeWeight but received none');
@@ -435,6 +488,8 @@ export interface TrainResult {
   finalLoss: number;
   settings: TrainSettings;
   inputShape: [number, number, number];
+  /** The collapses the guard caught before this run (trainLoop fills it in; [] from one loop). */
+  restarts: CollapseRestart[];
 }
 
 /**
@@ -448,14 +503,49 @@ export function codeNormAt(settings: Pick<TrainSettings, 'network'>, step: numbe
   return codeNorm! * (codeNormEnd / codeNorm!) ** t;
 }
 
-/** The training loop itself, synchronous. `shouldStop` is polled between steps. */
+/**
+ * Training, synchronous: the CPU or the CUDA loop as settings.device says, started again with
+ * afterCollapse's settings when the collapse guard fires (up to settings.collapseRestarts times,
+ * then E_COLLAPSED). `shouldStop` is polled between steps.
+ */
 export function trainLoop(
   data: TrainData,
   settings: TrainSettings,
   report: (p: TrainProgress) => void,
   shouldStop: () => boolean,
 ): TrainResult {
-  if (settings.device === 'cuda') return cudaTrainLoop(data, settings, report, shouldStop);
+  const restarts: CollapseRestart[] = [];
+  let current = settings;
+  for (;;) {
+    const loop = current.device === 'cuda' ? cudaTrainLoop : cpuTrainLoop;
+    try {
+      const result = loop(data, current, (p) => report({ ...p, restarts: restarts.length }), shouldStop);
+      return { ...result, restarts };
+    } catch (error) {
+      if (!(error instanceof CollapseDetected)) throw error;
+      restarts.push({ collapsedAtStep: error.step, alphaBetaLearningRate: current.alphaBetaLearningRate, learningRate: current.learningRate });
+      if (restarts.length > settings.collapseRestarts) throw collapsedError(settings, restarts);
+      current = afterCollapse(current);
+    }
+  }
+}
+
+function collapsedError(settings: TrainSettings, restarts: CollapseRestart[]): DclError {
+  const where = restarts.map((r) => `step ${r.collapsedAtStep} (alphaBetaLearningRate ${r.alphaBetaLearningRate}, learningRate ${r.learningRate})`).join(', ');
+  return new DclError(
+    'E_COLLAPSED',
+    `Training collapsed: every image of ${settings.collapsePatience} batches in a row got the same code, ${restarts.length === 1 ? 'in its one run' : `in each of ${restarts.length} runs`}, at ${where}; ` +
+      'try another options.seed or a lower options.learningRate',
+  );
+}
+
+/** The CPU training loop, one run. */
+export function cpuTrainLoop(
+  data: TrainData,
+  settings: TrainSettings,
+  report: (p: LoopProgress) => void,
+  shouldStop: () => boolean,
+): TrainResult {
   const setup = prepareTraining(data, settings);
   const { layout, inputShape, network, total, schedule, scalars } = setup;
   const params = network.parameters();
@@ -468,6 +558,7 @@ export function trainLoop(
   const head = settings.attributeWeight > 0 && data.attributes ? new AttributeHead(attributeClasses(data.attributes), layout.n, settings.alphaBetaLearningRate) : null;
   let lastLoss = Number.NaN;
   const progress = progressReporter(setup, settings, report);
+  const guard = collapseGuard(settings);
   for (let step = 0; step < total; step++) {
     if (shouldStop()) throw abortedError(step, total);
     const spread = codeNormAt(settings, step, total);
@@ -480,7 +571,9 @@ export function trainLoop(
     const alpha = Math.exp(scalars.values[0]);
     const beta = scalars.values[1];
     const weights = settings.hardNegatives < 1 ? hardNegativeWeights(p, layout.n, batch, settings.hardNegatives) : batch.weights;
-    const pair = batchLoss(p, count, layout, { method: methodAt(settings, step, total), omega: settings.omega }, batch.pairs, batch.labels, weights, alpha, beta, gradP);
+    const method = methodAt(settings, step, total);
+    const distinct = distinctCodes(p, count, layout);
+    const pair = batchLoss(p, count, layout, { method, omega: settings.omega }, batch.pairs, batch.labels, weights, alpha, beta, gradP);
     const { gradAlpha, gradBeta } = pair;
     let loss = pair.loss;
     if (head) {
@@ -494,7 +587,8 @@ export function trainLoop(
     optimizer.step();
     if (settings.learnAlphaBeta) scalars.step([gradAlpha * alpha, gradBeta]);
     lastLoss = loss;
-    progress(step, count, loss);
+    progress(step, count, loss, distinct);
+    guard(step, distinct);
   }
   return trainResult(setup, settings, network.foldedStateDict(), lastLoss);
 }
@@ -510,7 +604,7 @@ function modelFrom(result: TrainResult): Model {
     alpha: result.alpha,
     beta: result.beta,
     preprocessing: result.settings.preprocessing ?? { inputShape: result.inputShape, normalize: 'none' },
-    training: { ...result.settings, steps: result.steps, finalLoss: result.finalLoss, libraryVersion: LIBRARY_VERSION },
+    training: { ...result.settings, steps: result.steps, finalLoss: result.finalLoss, restarts: result.restarts, libraryVersion: LIBRARY_VERSION },
     encoding: { mirrorAverage: result.settings.mirrorAverage },
   });
 }

@@ -20,14 +20,16 @@ const test = suite('cli');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dcl-cli-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function capture(): Output & { stdout: string[]; stderr: string[] } {
+function capture(): Output & { stdout: string[]; stderr: string[]; progressLines: string[] } {
   const stdout: string[] = [];
   const stderr: string[] = [];
+  const progressLines: string[] = [];
   return {
     stdout,
     stderr,
+    progressLines,
     print: (l) => void stdout.push(l),
-    progress: () => undefined,
+    progress: (l) => void progressLines.push(l),
     endProgress: () => undefined,
     note: (l) => void stderr.push(l),
   };
@@ -36,7 +38,7 @@ function capture(): Output & { stdout: string[]; stderr: string[] } {
 async function run(...argv: string[]) {
   const out = capture();
   const code = await main(argv, COMMANDS, out);
-  return { code, stdout: out.stdout.join('\n'), stderr: out.stderr.join('\n') };
+  return { code, stdout: out.stdout.join('\n'), stderr: out.stderr.join('\n'), progress: out.progressLines };
 }
 
 /** Synthetic faces written as 8-bit PNG files: <dir>/<Person>/<Person>_NNNN.png (the LFW layout). */
@@ -112,6 +114,8 @@ test('train --data FOLDER, then encode files and a folder: codes agree', async (
   const t = await run('train', '--data', faces, '--layout', '8x4', '--steps', '3', '--augment', '--cache', cache, '--out', model);
   assert.is(t.code, 0, t.stderr);
   assert.match(t.stdout, /trained 8x4 \(rounding\)/);
+  // The last progress line: the step, the loss and the batch's distinct codes.
+  assert.match(t.progress[t.progress.length - 1], /^training step 3\/3 \(epoch \d+\)  loss \d\.\d{4}  codes \d+  \d+ img\/s$/);
   const m = await loadModel(model);
   assert.is(m.layout.name, '8x4');
   assert.ok((m.preprocessing as unknown as { storedSize: unknown }).storedSize !== null);
@@ -193,6 +197,9 @@ test("reproduce's row-specific training note names the defaults each method and 
   assert.is(note({ layout: '8x4', data: { ...data, attributes: Int32Array.from(data.labels, (l) => l % 2) } }), 'attribute term weight 1');
   assert.is(note({ layout: '8x4', network: { codeNorm: 2 } }), 'code normalisation 2', 'a given codeNorm stays constant');
   assert.is(note({ layout: '32x1', method: 'dp', roundingWarmup: 0, network: { codeNorm: 0 } }), '');
+  // A model the collapse guard trained again: model.training holds the settings of the run that finished.
+  const restarted = { ...checkTrainOptions({ data, layout: '8x4', alphaBetaLearningRate: 1e-3 }).settings, restarts: [{ collapsedAtStep: 255, alphaBetaLearningRate: 0.01, learningRate: 2e-4 }] };
+  assert.is(trainingNote(restarted as unknown as Record<string, unknown>), 'trained again after a collapse at step 255 (alpha / beta learning rate 0.001, learning rate 0.0002)');
 });
 
 test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {

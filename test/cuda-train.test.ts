@@ -31,8 +31,10 @@ import type { NamedArray } from '../lib/nn.js';
 import { Rng } from '../lib/random.js';
 import { makeAllPairs } from '../lib/sampling.js';
 import { syntheticFaces } from '../lib/synthetic.js';
-import { calibrateOutputLayer, checkTrainOptions, encode, encodeSync, train, trainLoop, trainSync } from '../lib/train.js';
+import { calibrateOutputLayer, checkTrainOptions, cpuTrainLoop, encode, encodeSync, train, trainLoop, trainSync } from '../lib/train.js';
 import type { TrainOptions, TrainProgress, TrainSettings } from '../lib/train.js';
+import { CollapseDetected } from '../lib/train-setup.js';
+import type { LoopProgress } from '../lib/train-setup.js';
 import type { VarLike } from '../lib/autograd.js';
 import { hostOps } from './device-host-ops.js';
 
@@ -213,12 +215,16 @@ for (const [method, layout] of METHODS) {
     const cpuProgress: TrainProgress[] = [];
     const cpu = trainLoop(d, settings, (p) => cpuProgress.push(p), () => false);
     const ops = hostOps();
-    const devProgress: TrainProgress[] = [];
+    const devProgress: LoopProgress[] = [];
     const dev = cudaTrainLoop(d, settings, (p) => devProgress.push(p), () => false, ops);
     assert.is(devProgress.length, cpuProgress.length);
     devProgress.forEach((p, i) => {
       const q = cpuProgress[i];
-      assert.equal([p.step, p.epoch, p.totalSteps, p.loss, p.alpha, p.beta, p.learningRate], [q.step, q.epoch, q.totalSteps, q.loss, q.alpha, q.beta, q.learningRate], `step ${i + 1}`);
+      assert.equal(
+        [p.step, p.epoch, p.totalSteps, p.loss, p.alpha, p.beta, p.learningRate, p.distinctCodes],
+        [q.step, q.epoch, q.totalSteps, q.loss, q.alpha, q.beta, q.learningRate, q.distinctCodes],
+        `step ${i + 1}`,
+      );
     });
     sameState(cpu.state, dev.state, `${method} ${layout}`);
     assert.is(dev.alpha, cpu.alpha);
@@ -226,13 +232,13 @@ for (const [method, layout] of METHODS) {
     assert.is(dev.finalLoss, cpu.finalLoss);
     assert.is(dev.steps, cpu.steps);
     assert.is(ops.live(), 0, 'every buffer freed');
-    // Per step: one upload of the batch images, one loss call (pairs in, three values out); the
-    // uploads before the first step are the weights and zeroed Adam moments; the downloads after
-    // the last step the weights.
+    // Per step: one upload of the batch images, one download of its outputs, one loss call (pairs
+    // in, three values out); the uploads before the first step are the weights and zeroed Adam
+    // moments; the downloads after the last step the weights.
     const params = Object.keys(cpu.state).length;
     assert.is(ops.calls.get('batchLoss'), 5);
     assert.is(ops.calls.get('upload'), 5 + 3 * params);
-    assert.is(ops.calls.get('download'), params);
+    assert.is(ops.calls.get('download'), 5 + params);
     assert.is(ops.calls.get('adamUpdate'), 5 * params);
   });
 }
@@ -248,6 +254,26 @@ test('device program on the host with stored images, augmentation and learnAlpha
     assert.is(dev.alpha, cpu.alpha);
     assert.is(dev.finalLoss, cpu.finalLoss);
   }
+});
+
+test('device program on the host: the collapse guard fires at the CPU trainer\'s step, buffers freed', () => {
+  // A learning rate that collapses every image onto one code within a few steps (test/train.test.ts).
+  const { data: d, settings } = checkTrainOptions(options({ layout: '8x4', steps: 40, learningRate: 0.02, collapsePatience: 5 }));
+  const stepOf = (run: () => unknown): number => {
+    try {
+      run();
+    } catch (error) {
+      if (error instanceof CollapseDetected) return error.step;
+      throw error;
+    }
+    return assert.unreachable('expected the guard to fire') as never;
+  };
+  const ops = hostOps();
+  const cpu = stepOf(() => cpuTrainLoop(d, settings, () => {}, () => false));
+  const dev = stepOf(() => cudaTrainLoop(d, settings, () => {}, () => false, ops));
+  assert.is(dev, cpu);
+  assert.ok(cpu >= 4 && cpu < 40, `step ${cpu}`);
+  assert.is(ops.live(), 0, 'every buffer freed');
 });
 
 test('device program on the host: stops at the next step when asked (E_ABORTED), buffers freed', async () => {

@@ -224,6 +224,73 @@ test('an AbortSignal stops training with E_ABORTED (worker and inline)', async (
   }
 });
 
+// The collapse guard. Two settings that collapse on this data: alpha and beta learnt 1,000 times
+// faster than the default (the restart, ten times slower, trains), and a learning rate 40 times
+// the quick runs' (every image has one code from the first steps, in every run).
+const collapsesOnce = { layout: '8x4', learningRate: 2e-3, alphaBetaLearningRate: 10, collapsePatience: 10 } as const;
+const collapsesAlways = { layout: '8x4', learningRate: 0.02, collapsePatience: 10 } as const;
+
+test('collapse guard: a run that collapses starts again with alpha and beta learnt ten times more slowly, and equals that run trained from the start', () => {
+  const progress: TrainProgress[] = [];
+  const model = trainSync(options({ ...collapsesOnce, progressEvery: 1, onProgress: (p) => progress.push(p) }));
+  const restarts = model.training.restarts as { collapsedAtStep: number; alphaBetaLearningRate: number; learningRate: number }[];
+  assert.is(restarts.length, 1, JSON.stringify(restarts));
+  assert.ok(restarts[0].collapsedAtStep >= 9 && restarts[0].collapsedAtStep < 80, `collapsed at step ${restarts[0].collapsedAtStep}`);
+  assert.is(restarts[0].alphaBetaLearningRate, 10);
+  assert.is(restarts[0].learningRate, 2e-3);
+  assert.is(model.training.alphaBetaLearningRate, 1, 'the model records the settings of the run that finished');
+  // The collapsed run reported one code for the last `patience` steps, then the new run starts at step 1.
+  const first = progress.findIndex((p) => p.restarts === 1);
+  assert.ok(first > 0, 'progress counts the restart');
+  assert.equal(progress.slice(first - 10, first).map((p) => p.distinctCodes), Array(10).fill(1));
+  assert.is(progress[first].step, 1);
+  assert.is(progress.length, first + 80, 'the new run reports every one of its steps');
+  assert.ok(progress.slice(-10).every((p) => p.distinctCodes > 1), `distinct codes at the end: ${progress.slice(-10).map((p) => p.distinctCodes)}`);
+  const direct = trainSync(options({ ...collapsesOnce, alphaBetaLearningRate: 1 }));
+  assert.equal(direct.training.restarts, []);
+  assert.equal(
+    Array.from(encodeSync(model, { images: data.images, shape: data.shape })),
+    Array.from(encodeSync(direct, { images: data.images, shape: data.shape })),
+    'the restarted run is the run with the slower rate from the start',
+  );
+  assert.is(model.alpha, direct.alpha);
+  assert.is(model.beta, direct.beta);
+});
+
+test('collapse guard: E_COLLAPSED after the last restart, naming each run; learning rate halved when alpha and beta are fixed; collapsePatience 0 turns it off', async () => {
+  expectCode(() => trainSync(options(collapsesAlways)), 'E_COLLAPSED', /10 batches in a row got the same code, in each of 3 runs, at step \d+ \(alphaBetaLearningRate 0.01, .*alphaBetaLearningRate 0.001, .*alphaBetaLearningRate 0.0001/);
+  expectCode(() => trainSync(options({ ...collapsesAlways, collapseRestarts: 0 })), 'E_COLLAPSED', /in its one run, at step \d+ \(/);
+  expectCode(
+    () => trainSync(options({ ...collapsesAlways, learnAlphaBeta: false })),
+    'E_COLLAPSED',
+    /learningRate 0.02\).*learningRate 0.01\).*learningRate 0.005\)/,
+  );
+  // Through the worker, the same error.
+  try {
+    await train(options({ ...collapsesAlways, collapseRestarts: 0, worker: true }));
+    assert.unreachable('expected E_COLLAPSED');
+  } catch (e) {
+    assert.is((e as DclError).code, 'E_COLLAPSED', (e as Error).message);
+  }
+  // Without the guard the collapsed run goes on to the end, one code for every image.
+  const progress: TrainProgress[] = [];
+  const model = trainSync(options({ ...collapsesAlways, collapsePatience: 0, onProgress: (p) => progress.push(p) }));
+  assert.is(progress[progress.length - 1].step, 80);
+  assert.is(progress[progress.length - 1].distinctCodes, 1);
+  assert.is(new Set(encodeSync(model, { images: data.images, shape: data.shape })).size, 1);
+  expectCode(() => trainSync(options({ collapsePatience: -1 })), 'E_ARG', /options.collapsePatience/);
+  expectCode(() => trainSync(options({ collapsePatience: 2.5 })), 'E_ARG', /options.collapsePatience/);
+  expectCode(() => trainSync(options({ collapseRestarts: 11 })), 'E_ARG', /options.collapseRestarts/);
+});
+
+test('progress counts the distinct codes of each batch', () => {
+  const progress: TrainProgress[] = [];
+  trainSync(options({ layout: '8x4', steps: 3, progressEvery: 1, onProgress: (p) => progress.push(p) }));
+  // 8 people x 4 images, and a healthy start: (nearly) every image its own code.
+  for (const p of progress) assert.ok(p.distinctCodes > 16 && p.distinctCodes <= 32, `step ${p.step}: ${p.distinctCodes}`);
+  assert.equal(progress.map((p) => p.restarts), [0, 0, 0]);
+});
+
 test('bad training and encode arguments give DclError with the argument named', async () => {
   expectCode(() => trainSync(undefined as unknown as TrainOptions), 'E_ARG', /options/);
   expectCode(() => trainSync(options({ layout: '8x5' })), 'E_ARG', /options.layout/);
