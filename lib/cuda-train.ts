@@ -13,7 +13,8 @@
 // What crosses the bus per step: in, the batch images ([B, C, H, W] float32) and the pair lists
 // (pairs, labels, weights, and the per-image occurrence lists built from them); out, three
 // float64 values (the loss, d/dalpha, d/dbeta) and the batch's outputs (B x n float32, for the
-// distinct codes the progress and the collapse guard count). Weights, gradients, Adam moments and every
+// distinct codes the progress and the collapse guard count); with a sigmoid gradient floor, dL/dp
+// (B x n) goes out and back. Weights, gradients, Adam moments and every
 // activation live in device buffers allocated once, before the first step, from the caching
 // allocator (sized for the largest batch; smaller batches use their start), and handed back when
 // training ends. The step's kernels are queued on one stream; the downloads of the outputs and of
@@ -27,6 +28,7 @@ import {
   collapseGuard,
   distinctCodes,
   divergedError,
+  floorSigmoidGradient,
   methodAt,
   prepareTraining,
   progressReporter,
@@ -508,6 +510,7 @@ export function cudaTrainLoop(
 
   const result = new Float64Array(3);
   const outputs = new Float32Array(maxBatch * layout.n);
+  const outputGrads = new Float32Array(maxBatch * layout.n);
   const net = new DeviceNet(ops, network, maxBatch, true);
   try {
     let lastLoss = Number.NaN;
@@ -530,6 +533,13 @@ export function cudaTrainLoop(
       ops.batchLoss(net.output, net.outputGrad, batch.pairs, batch.labels, batch.weights, result, [count, layout.n, P, layout.levels, BATCH_LOSS_METHOD[method]], alpha, beta, weightSum, settings.omega);
       const [loss, gradAlpha, gradBeta] = result;
       if (!Number.isFinite(loss)) throw divergedError(loss, step);
+      if (settings.sigmoidGradientFloor > 0) {
+        // The floor on the host: dL/dp is count x n values, small beside the batch's images.
+        const gradP = outputGrads.subarray(0, count * layout.n);
+        ops.download(net.outputGrad, gradP);
+        floorSigmoidGradient(p, gradP, settings.sigmoidGradientFloor);
+        ops.upload(net.outputGrad, gradP);
+      }
       net.backward(count);
       const lr = settings.learningRate * schedule(step);
       const t = step + 1;

@@ -195,6 +195,25 @@ export function abortedError(step: number, total: number): DclError {
   return new DclError('E_ABORTED', `Training was aborted after ${step} of ${total} steps`);
 }
 
+/**
+ * The sigmoid gradient floor (settings.sigmoidGradientFloor): rescales dL/dp in place so that the
+ * backward pass through the sigmoid, dL/dz = dL/dp * p (1 - p), uses max(p (1 - p), floor * min(1,
+ * p (1 - p) / 1e-4)) instead of p (1 - p). An output the sigmoid has pushed towards 0 or 1 keeps
+ * the gradient it would have at p (1 - p) = floor (p about 0.05 / 0.95 for 0.05), so its rounded
+ * level can still move; the floor fades to 0 below p (1 - p) = 1e-4 (|z| > 9.2), so a fully
+ * saturated output still gets none (README, "How training works").
+ */
+export function floorSigmoidGradient(p: Float32Array, gradP: Float32Array, floor: number): void {
+  if (!(floor > 0)) return;
+  for (let i = 0; i < gradP.length; i++) {
+    const slope = p[i] * (1 - p[i]);
+    if (slope < floor) gradP[i] *= floor / Math.max(slope, SATURATED_SLOPE);
+  }
+}
+
+/** Below this sigmoid slope p (1 - p) the gradient floor fades out (floorSigmoidGradient). */
+const SATURATED_SLOPE = 1e-4;
+
 /** How many different codes a batch's outputs p (count x layout.n) quantize to. */
 export function distinctCodes(p: Float32Array, count: number, layout: CodeLayout): number {
   return new Set(quantize(p.subarray(0, count * layout.n), layout)).size;

@@ -44,6 +44,7 @@ import {
   CollapseDetected,
   distinctCodes,
   divergedError,
+  floorSigmoidGradient,
   methodAt,
   prepareTraining,
   progressReporter,
@@ -161,6 +162,12 @@ export interface TrainOptions {
    */
   collapsePatience?: number;
   collapseRestarts?: number;
+  /**
+   * A floor under the sigmoid's slope in the backward pass (floorSigmoidGradient, lib/train-setup.ts):
+   * outputs pushed towards 0 or 1 keep the gradient they would have at p (1 - p) = this value
+   * (0.05: p about 0.05 / 0.95), so their levels can still move. Default 0 (off).
+   */
+  sigmoidGradientFloor?: number;
   /** Called after every `progressEvery` steps (default 10) and after the last. */
   onProgress?: (progress: TrainProgress) => void;
   progressEvery?: number;
@@ -224,7 +231,7 @@ const OPTION_KEYS = [
   'data', 'layout', 'method', 'alpha', 'beta', 'learnAlphaBeta', 'alphaBetaLearningRate', 'omega', 'attributeWeight', 'roundingWarmup', 'epochs', 'steps',
   'identitiesPerBatch', 'imagesPerIdentity', 'singlesPerBatch', 'hardNegatives', 'optimizer', 'learningRate', 'momentum', 'weightDecay',
   'schedule', 'warmupSteps', 'seed', 'network', 'onProgress', 'progressEvery', 'signal', 'worker', 'preprocessing', 'augment',
-  'mirrorAverage', 'collapsePatience', 'collapseRestarts',
+  'mirrorAverage', 'collapsePatience', 'collapseRestarts', 'sigmoidGradientFloor',
 ] as const;
 
 /** Validated, JSON-safe training settings (what the worker receives and the model records). */
@@ -266,6 +273,8 @@ export interface TrainSettings {
   collapsePatience: number;
   /** How many times training starts again after a collapse before E_COLLAPSED. */
   collapseRestarts: number;
+  /** The floor under the sigmoid's slope in the backward pass (0: none). */
+  sigmoidGradientFloor: number;
 }
 
 /** One collapse the guard caught: where, and the rates of the run that collapsed. */
@@ -389,6 +398,7 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     mirrorAverage: (o.mirrorAverage as boolean | undefined) ?? false,
     collapsePatience: num(o.collapsePatience, 'options.collapsePatience', DEFAULT_COLLAPSE_PATIENCE, 0, 1e9, true),
     collapseRestarts: num(o.collapseRestarts, 'options.collapseRestarts', DEFAULT_COLLAPSE_RESTARTS, 0, 10, true),
+    sigmoidGradientFloor: num(o.sigmoidGradientFloor, 'options.sigmoidGradientFloor', 0, 0, 0.25),
   };
   if (o.attributeWeight !== undefined && !data.attributes)
     throw new DclError('E_ARG', 'Expected options.data.attributes (the labels the attribute term learns) with options.attributeWeight but received none');
@@ -582,6 +592,7 @@ export function cpuTrainLoop(
       head.step(attribute.gradParameters);
     }
     if (!Number.isFinite(loss)) throw divergedError(loss, step);
+    floorSigmoidGradient(p, gradP, settings.sigmoidGradientFloor);
     optimizer.zeroGrad();
     backward(out, new Tensor(gradP, [count, layout.n]));
     optimizer.step();

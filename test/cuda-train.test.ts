@@ -243,6 +243,24 @@ for (const [method, layout] of METHODS) {
   });
 }
 
+test('device program on the host with the sigmoid gradient floor: the CPU trainer bit for bit', () => {
+  for (const [method, layout] of [['rounding', '8x4'], ['dp', '16x1']] as const) {
+    const { data: d, settings } = checkTrainOptions(options({ method, layout, roundingWarmup: 0.5, sigmoidGradientFloor: 0.05, steps: 4 }));
+    const cpu = trainLoop(d, settings, () => {}, () => false);
+    const ops = hostOps();
+    const dev = cudaTrainLoop(d, settings, () => {}, () => false, ops);
+    sameState(cpu.state, dev.state, `${method} ${layout} with the floor`);
+    assert.is(dev.finalLoss, cpu.finalLoss);
+    // dL/dp goes out and back once per step.
+    const params = Object.keys(cpu.state).length;
+    assert.is(ops.calls.get('download'), 2 * 4 + params);
+    assert.is(ops.calls.get('upload'), 2 * 4 + 3 * params);
+    // And the floor changes training.
+    const plain = trainLoop(d, { ...settings, sigmoidGradientFloor: 0 }, () => {}, () => false);
+    assert.not.equal(Array.from(plain.state['classifier.2.weight'].data), Array.from(cpu.state['classifier.2.weight'].data));
+  }
+});
+
 test('device program on the host with stored images, augmentation and learnAlphaBeta false: the CPU trainer bit for bit', () => {
   const stored = syntheticFaces({ identities: 12, imagesPerIdentity: 4, size: 36, seed: 11, noise: 0.05 });
   const pre = resolvePreprocessing({ size: 32, storedSize: 36 });

@@ -8,7 +8,8 @@ import * as assert from 'uvu/assert';
 import { DclError } from '../lib/errors.js';
 import { loadModelSync } from '../lib/model.js';
 import { checkTrainOptions, encode, encodeSync, train, trainSync } from '../lib/train.js';
-import { methodAt } from '../lib/train-setup.js';
+import { floorSigmoidGradient, methodAt } from '../lib/train-setup.js';
+import { Rng } from '../lib/random.js';
 import { quickTrainOptions, SMALL_NETWORK } from './helpers.js';
 import type { TrainOptions, TrainProgress } from '../lib/train.js';
 import { syntheticFaces } from '../lib/synthetic.js';
@@ -281,6 +282,31 @@ test('collapse guard: E_COLLAPSED after the last restart, naming each run; learn
   expectCode(() => trainSync(options({ collapsePatience: -1 })), 'E_ARG', /options.collapsePatience/);
   expectCode(() => trainSync(options({ collapsePatience: 2.5 })), 'E_ARG', /options.collapsePatience/);
   expectCode(() => trainSync(options({ collapseRestarts: 11 })), 'E_ARG', /options.collapseRestarts/);
+});
+
+test('sigmoid gradient floor: dL/dz uses max(p (1 - p), floor * min(1, p (1 - p) / 1e-4)), on random outputs near 0, 1 and in between', () => {
+  const rng = new Rng(5);
+  for (const length of [1, 7, 33, 1000]) {
+    for (const floor of [0.01, 0.05, 0.25]) {
+      // Outputs from a wide range of pre-sigmoid values, so some are saturated past 1e-4 and some round to exactly 0 or 1.
+      const p = Float32Array.from({ length }, () => 1 / (1 + Math.exp(-(rng.uniform() * 40 - 20))));
+      const grad = Float32Array.from({ length }, () => rng.uniform() * 2 - 1);
+      const floored = grad.slice();
+      floorSigmoidGradient(p, floored, floor);
+      for (let i = 0; i < length; i++) {
+        const slope = p[i] * (1 - p[i]);
+        const want = grad[i] * Math.max(slope, floor * Math.min(1, slope / 1e-4));
+        const got = floored[i] * slope;
+        assert.ok(Math.abs(got - want) <= 1e-6 * Math.abs(want) + 1e-30, `length ${length}, floor ${floor}, p ${p[i]}: dL/dz ${got} vs ${want}`);
+      }
+    }
+  }
+  const grad = Float32Array.from([0.5, -0.25]);
+  floorSigmoidGradient(Float32Array.from([0.999, 0.5]), grad, 0);
+  assert.equal(Array.from(grad), [0.5, -0.25], 'floor 0 changes nothing');
+  expectCode(() => trainSync(options({ sigmoidGradientFloor: -0.01 })), 'E_ARG', /options.sigmoidGradientFloor/);
+  expectCode(() => trainSync(options({ sigmoidGradientFloor: 0.3 })), 'E_ARG', /options.sigmoidGradientFloor/);
+  assert.is(checkTrainOptions(options({})).settings.sigmoidGradientFloor, 0);
 });
 
 test('progress counts the distinct codes of each batch', () => {
