@@ -169,7 +169,7 @@ const trainCommand: CommandSpec = {
     augment: { type: 'boolean', help: 'random flips, shifts and scales (store images with a margin)', default: 'on for --lfw' },
     mirror: { type: 'boolean', help: 'the model encodes a face as the average of it and its mirror image (twice the encoding work)', default: 'off' },
     gender: { type: 'boolean', help: "with --lfw: also learn gender from LFW's gender lists (the attribute term), so the code carries it for dcl classify", default: 'off' },
-    'gender-weight': { type: 'number', help: 'with --gender: the weight of the gender term (0.3 helps verification most, 1 gender most; README)', default: 1, value: 'W' },
+    'gender-weight': { type: 'number', help: 'with --gender: the weight of the gender term (0.3 may help verification, 1 gives the best gender; README)', default: 1, value: 'W' },
     out: { type: 'string', help: 'model file to write', default: 'model.safetensors', value: 'FILE' },
     ...cacheOptions,
   },
