@@ -347,6 +347,8 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
     lfw: location.root,
     preprocessing: pre,
     mirrorAverage,
+    learningRate: extra.learningRate as number | undefined,
+    alphaBetaLearningRate: extra.alphaBetaLearningRate as number | undefined,
   });
   const searchFiles: string[] = [];
   const cache = (o.cache as boolean | string | undefined) ?? true;
@@ -443,7 +445,18 @@ function sampleStd(values: number[]): number {
 function reportMarkdown(
   protocol: string,
   rows: RowResult[],
-  info: { epochs: number; seconds: number; trainImages: number[]; folds: number; lfw: string; preprocessing: ImagePreprocessing; mirrorAverage: boolean },
+  info: {
+    epochs: number;
+    seconds: number;
+    trainImages: number[];
+    folds: number;
+    lfw: string;
+    preprocessing: ImagePreprocessing;
+    mirrorAverage: boolean;
+    /** The learning rates given in options.train (unnamed ones are train()'s defaults). */
+    learningRate?: number;
+    alphaBetaLearningRate?: number;
+  },
 ): string {
   const [, h, w] = info.preprocessing.inputShape;
   const input = `${h}x${w} ${info.preprocessing.color === 'gray' ? 'grey' : 'colour'} crops${info.preprocessing.crop ? ` of the box (${info.preprocessing.crop.join(', ')})` : ''}`;
@@ -456,6 +469,8 @@ function reportMarkdown(
     `# LFW verification, ${protocol === 'view1' ? 'View 1 (train peopleDevTrain, test pairsDevTest)' : `View 2, unrestricted protocol, ${info.folds} fold${info.folds > 1 ? 's' : ''}`}`,
     '',
     `Trained on LFW only (${info.trainImages.join(' / ')} training images${info.trainImages.length > 1 ? ' per fold' : ''}), ${info.epochs} epochs per model, DCL-S on ${input}` +
+      `${info.learningRate === undefined ? '' : `, learning rate ${info.learningRate}`}` +
+      `${info.alphaBetaLearningRate === undefined ? '' : `, alpha / beta learning rate ${info.alphaBetaLearningRate}`}` +
       `${info.mirrorAverage ? ', each face encoded as the mean of the network outputs for it and its mirror image' : ''}; ` +
       `the paper trained on about 630,000 outside faces, so its figures are an upper reference, not a like-for-like comparison. ` +
       `Total time ${(info.seconds / 60).toFixed(1)} min.`,

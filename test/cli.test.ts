@@ -220,9 +220,11 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.is(tg.code, 0, tg.stderr);
   assert.match(tg.stderr + tg.stdout, /gender term: 16 of 16 images labelled/);
   assert.is(loadModelSync(gendered).training.attributeWeight, 1);
-  const tgw = await run('train', '--lfw', root, '--steps', '1', '--layout', '8x4', '--gender', '--gender-weight', '0.3', '--cache', cache, '--out', gendered);
+  const tgw = await run('train', '--lfw', root, '--steps', '1', '--layout', '8x4', '--gender', '--gender-weight', '0.3', '--alpha-beta-learning-rate', '0.002', '--cache', cache, '--out', gendered);
   assert.is(tgw.code, 0, tgw.stderr);
   assert.is(loadModelSync(gendered).training.attributeWeight, 0.3);
+  assert.is(loadModelSync(gendered).training.alphaBetaLearningRate, 0.002);
+  assert.is(loadModelSync(model).training.alphaBetaLearningRate, 0.01, 'the default');
   const tgwBad = await run('train', '--lfw', root, '--steps', '1', '--gender-weight', '0.3', '--cache', cache, '--out', gendered);
   assert.is(tgwBad.code, 2, tgwBad.stderr);
   assert.match(tgwBad.stderr, /--gender-weight needs --gender/);
@@ -318,10 +320,14 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.equal(seededJson.rows[1].seedMeans.length, 1, 'PCA: one run');
   assert.equal(seededJson.rows[0].paired, [], 'std without the rounding and float rows: nothing to compare with');
   // --gender-weight: the gender row's weight, in its training note and its model.
-  const gw = await run('reproduce', '--lfw', root, '--rows', '8x4-gender', '--epochs', '1', '--gender-weight', '0.3', '--cache', cache, '--out', path.join(tmp, 'repro-gw'));
+  // --alpha-beta-learning-rate: in the report's header and in every model.
+  const gw = await run('reproduce', '--lfw', root, '--rows', '8x4-gender', '--epochs', '1', '--gender-weight', '0.3', '--alpha-beta-learning-rate', '0.001', '--cache', cache, '--out', path.join(tmp, 'repro-gw'));
   assert.is(gw.code, 0, gw.stderr);
   assert.match(gw.stdout, /^\| 8x4, rounding, plus the gender term \|[^\n]*\| attribute term weight 0\.3 \|$/m);
-  assert.is(loadModelSync(path.join(tmp, 'repro-gw', 'models', '8x4-gender-view1.safetensors')).training.attributeWeight, 0.3);
+  assert.match(gw.stdout, /^Trained on LFW only [^\n]*, learning rate 0\.0002, alpha \/ beta learning rate 0\.001[,;]/m);
+  const gwModel = loadModelSync(path.join(tmp, 'repro-gw', 'models', '8x4-gender-view1.safetensors'));
+  assert.is(gwModel.training.attributeWeight, 0.3);
+  assert.is(gwModel.training.alphaBetaLearningRate, 0.001);
   const gwBad = await run('reproduce', '--lfw', root, '--gender-weight', '-1', '--cache', cache);
   assert.is(gwBad.code, 1);
   assert.match(gwBad.stderr, /E_ARG[\s\S]*options\.genderWeight/);
