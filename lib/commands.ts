@@ -148,6 +148,19 @@ function lfwSplit(ctx: CommandContext, protocol: string): LfwSplit {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Options that dcl train and dcl reproduce share
+
+const alphaBetaOption = {
+  'alpha-beta-learning-rate': { type: 'number', help: 'Adam learning rate of alpha and beta (README, "Results on LFW": 1e-3 for long runs)', default: 1e-2, value: 'LR' },
+} as const;
+
+/** TrainOptions.alphaBetaLearningRate when --alpha-beta-learning-rate is given (train()'s default otherwise). */
+function alphaBetaLearningRate(ctx: CommandContext): { alphaBetaLearningRate?: number } {
+  const rate = ctx.options['alpha-beta-learning-rate'];
+  return rate === undefined ? {} : { alphaBetaLearningRate: rate as number };
+}
+
+// ---------------------------------------------------------------------------------------------
 // dcl train
 
 const trainCommand: CommandSpec = {
@@ -163,7 +176,7 @@ const trainCommand: CommandSpec = {
     epochs: { type: 'int', help: 'passes over the people', default: 10, value: 'N' },
     steps: { type: 'int', help: 'a fixed number of steps instead of epochs', value: 'N' },
     'learning-rate': { type: 'number', help: 'AdamW learning rate', default: 2e-4, value: 'LR' },
-    'alpha-beta-learning-rate': { type: 'number', help: 'Adam learning rate of alpha and beta (README, "Results on LFW": 1e-3 for long runs)', default: 1e-2, value: 'LR' },
+    ...alphaBetaOption,
     seed: { type: 'int', help: 'seed of the weights, batches and augmentation', default: 1, value: 'N' },
     size: { type: 'int', help: 'network input side in pixels (--data; LFW uses its crop at 64)', default: 64, value: 'N' },
     color: { type: 'string', help: "'gray' or 'rgb' (--data)", default: 'gray', value: 'C' },
@@ -221,7 +234,7 @@ const trainCommand: CommandSpec = {
       epochs: int(ctx, 'epochs', 10),
       ...(ctx.options.steps !== undefined ? { steps: ctx.options.steps as number } : {}),
       learningRate: (ctx.options['learning-rate'] as number | undefined) ?? 2e-4,
-      ...(ctx.options['alpha-beta-learning-rate'] !== undefined ? { alphaBetaLearningRate: ctx.options['alpha-beta-learning-rate'] as number } : {}),
+      ...alphaBetaLearningRate(ctx),
       seed: int(ctx, 'seed', 1),
       singlesPerBatch: 16,
       onProgress: trainProgress(ctx, 'training'),
@@ -378,7 +391,7 @@ const reproduceCommand: CommandSpec = {
     rows: { type: 'string', help: `comma-separated rows (${REPRODUCE_ROWS.map((r) => r.id).join(', ')})`, default: 'all', value: 'LIST' },
     'learning-rate': { type: 'number', help: 'AdamW learning rate', default: 2e-4, value: 'LR' },
     'weight-decay': { type: 'number', help: 'AdamW weight decay', default: 1e-4, value: 'WD' },
-    'alpha-beta-learning-rate': { type: 'number', help: 'Adam learning rate of alpha and beta (README, "Results on LFW": 1e-3 for long runs)', default: 1e-2, value: 'LR' },
+    ...alphaBetaOption,
     'identities-per-batch': { type: 'int', help: 'P people per batch', default: 32, value: 'P' },
     'images-per-identity': { type: 'int', help: 'K images of each', default: 4, value: 'K' },
     singles: { type: 'int', help: 'one-image people added to each batch as negatives', default: 16, value: 'N' },
@@ -409,7 +422,7 @@ const reproduceCommand: CommandSpec = {
       train: {
         learningRate: (ctx.options['learning-rate'] as number | undefined) ?? 2e-4,
         weightDecay: (ctx.options['weight-decay'] as number | undefined) ?? 1e-4,
-        ...(ctx.options['alpha-beta-learning-rate'] !== undefined ? { alphaBetaLearningRate: ctx.options['alpha-beta-learning-rate'] as number } : {}),
+        ...alphaBetaLearningRate(ctx),
         identitiesPerBatch: int(ctx, 'identities-per-batch', 32),
         imagesPerIdentity: int(ctx, 'images-per-identity', 4),
         singlesPerBatch: int(ctx, 'singles', 16),
