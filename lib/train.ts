@@ -114,6 +114,12 @@ export interface TrainOptions {
    */
   attributeWeight?: number;
   /**
+   * Adam learning rate of that head (default 1e-2). Its own option, so that learning alpha and
+   * beta more slowly (alphaBetaLearningRate, or the collapse guard's restart) does not slow the
+   * head too.
+   */
+  attributeLearningRate?: number;
+  /**
    * The fraction of the steps, from the start, trained with the rounding error term before the
    * method's own loss takes over (methodAt). Default 0.5 for 'dp' (its expected loss over random
    * bits gives little signal from a random start: README, "Results on LFW"), 0 otherwise.
@@ -228,7 +234,7 @@ export const DEFAULT_COLLAPSE_PATIENCE = 200;
 export const DEFAULT_COLLAPSE_RESTARTS = 2;
 
 const OPTION_KEYS = [
-  'data', 'layout', 'method', 'alpha', 'beta', 'learnAlphaBeta', 'alphaBetaLearningRate', 'omega', 'attributeWeight', 'roundingWarmup', 'epochs', 'steps',
+  'data', 'layout', 'method', 'alpha', 'beta', 'learnAlphaBeta', 'alphaBetaLearningRate', 'omega', 'attributeWeight', 'attributeLearningRate', 'roundingWarmup', 'epochs', 'steps',
   'identitiesPerBatch', 'imagesPerIdentity', 'singlesPerBatch', 'hardNegatives', 'optimizer', 'learningRate', 'momentum', 'weightDecay',
   'schedule', 'warmupSteps', 'seed', 'network', 'onProgress', 'progressEvery', 'signal', 'worker', 'preprocessing', 'augment',
   'mirrorAverage', 'collapsePatience', 'collapseRestarts', 'sigmoidGradientFloor',
@@ -247,6 +253,8 @@ export interface TrainSettings {
   omega: number;
   /** Weight of the attribute term; 0 without data.attributes. */
   attributeWeight: number;
+  /** Adam learning rate of the attribute head. */
+  attributeLearningRate: number;
   /** The fraction of the steps trained with 'rounding' first (methodAt). */
   roundingWarmup: number;
   epochs: number;
@@ -369,6 +377,7 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     omega: num(o.omega, 'options.omega', 0.1, 0, 1e6),
     roundingWarmup,
     attributeWeight: data.attributes ? num(o.attributeWeight, 'options.attributeWeight', 1, 0, 1e6) : 0,
+    attributeLearningRate: num(o.attributeLearningRate, 'options.attributeLearningRate', 1e-2, 0, 10),
     epochs: num(o.epochs, 'options.epochs', 10, 1, 1e6, true),
     steps: o.steps === undefined ? null : num(o.steps, 'options.steps', 0, 1, 1e9, true),
     identitiesPerBatch: num(o.identitiesPerBatch, 'options.identitiesPerBatch', 32, 2, 4096, true),
@@ -565,7 +574,7 @@ export function cpuTrainLoop(
       : new AdamW(params, { lr: settings.learningRate, weightDecay: settings.weightDecay, schedule });
 
   const [c, h, w] = inputShape;
-  const head = settings.attributeWeight > 0 && data.attributes ? new AttributeHead(attributeClasses(data.attributes), layout.n, settings.alphaBetaLearningRate) : null;
+  const head = settings.attributeWeight > 0 && data.attributes ? new AttributeHead(attributeClasses(data.attributes), layout.n, settings.attributeLearningRate) : null;
   let lastLoss = Number.NaN;
   const progress = progressReporter(setup, settings, report);
   const guard = collapseGuard(settings);

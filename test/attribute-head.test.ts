@@ -107,9 +107,24 @@ test('attribute term in training: the code carries the attribute; weight 0 is th
   assert.ok(a >= 0.85 && a > b + 0.1, `best single-dimension attribute accuracy: with the term ${a.toFixed(3)}, without ${b.toFixed(3)}`);
 });
 
+test('attribute term: the head learns at its own rate, not at alpha / beta\'s', async () => {
+  const { encodeSync } = await import('../lib/train.js');
+  const encodeAll = (model: ReturnType<typeof trainSync>) => encodeSync(model, { images: data.images, shape: data.shape });
+  // With alpha and beta held still the head must still learn and write the attribute into the code.
+  const still = trainSync(options({ attributeWeight: 5, alphaBetaLearningRate: 0 }));
+  assert.is(still.training.attributeLearningRate, 1e-2);
+  const a = bestDimensionAccuracy(encodeAll(still));
+  const b = bestDimensionAccuracy(encodeAll(trainSync(options({ data, alphaBetaLearningRate: 0 }))));
+  assert.ok(a > b + 0.1, `with alpha / beta still: with the term ${a.toFixed(3)}, without ${b.toFixed(3)}`);
+  // A head that does not learn stays at zero and passes no gradient: the same codes as no term.
+  const frozen = encodeAll(trainSync(options({ attributeWeight: 5, attributeLearningRate: 0 })));
+  assert.equal(Array.from(frozen), Array.from(encodeAll(trainSync(options({ data })))), 'a head at learning rate 0 changes nothing');
+});
+
 test('attribute options: settings, validation and the CUDA trainer', () => {
   const settings = checkTrainOptions(options({})).settings;
   assert.is(settings.attributeWeight, 1, 'default weight with attributes');
+  assert.is(settings.attributeLearningRate, 1e-2, 'the head\'s own learning rate');
   assert.is(checkTrainOptions(options({ data })).settings.attributeWeight, 0, 'none without attributes');
   assert.match(cudaTrainingUnsupported(settings) ?? '', /attributes/);
   const bad = (extra: Partial<TrainOptions>, pattern: RegExp, code = 'E_ARG') => {
@@ -128,6 +143,7 @@ test('attribute options: settings, validation and the CUDA trainer', () => {
   bad({ data: { ...data, attributes: new Int32Array(attributes.length) } }, /at least two attribute classes/);
   bad({ data, attributeWeight: 1 }, /options\.data\.attributes .* with options\.attributeWeight/);
   bad({ attributeWeight: -1 }, /attributeWeight/);
+  bad({ attributeLearningRate: -1 }, /attributeLearningRate/);
 });
 
 test.run();
