@@ -13,7 +13,7 @@ import type { ImagePreprocessing, LoadedDataset } from './images.js';
 import { findLfw, lfwView1Split, lfwView2Split, loadedPairs } from './lfw.js';
 import type { LfwImageSet, LfwPairSet, LfwSplit } from './lfw.js';
 import { loadModel } from './model.js';
-import { DEFAULT_REPRODUCE_EPOCHS, REPRODUCE_ROWS, reproduce } from './reproduce.js';
+import { DEFAULT_REPRODUCE_ALPHA_BETA_LEARNING_RATE, DEFAULT_REPRODUCE_EPOCHS, REPRODUCE_ROWS, reproduce } from './reproduce.js';
 import { encode, train } from './train.js';
 import type { TrainMethod } from './model.js';
 import type { TrainProgress } from './train.js';
@@ -150,11 +150,12 @@ function lfwSplit(ctx: CommandContext, protocol: string): LfwSplit {
 // ---------------------------------------------------------------------------------------------
 // Options that dcl train and dcl reproduce share
 
-const alphaBetaOption = {
-  'alpha-beta-learning-rate': { type: 'number', help: 'Adam learning rate of alpha and beta (README, "Results on LFW": 1e-3 for long runs)', default: 1e-2, value: 'LR' },
-} as const;
+const alphaBetaOption = (defaultRate: number) =>
+  ({
+    'alpha-beta-learning-rate': { type: 'number', help: 'Adam learning rate of alpha and beta (README, "Results on LFW": 1e-3 for long runs)', default: defaultRate, value: 'LR' },
+  }) as const;
 
-/** TrainOptions.alphaBetaLearningRate when --alpha-beta-learning-rate is given (train()'s default otherwise). */
+/** TrainOptions.alphaBetaLearningRate when --alpha-beta-learning-rate is given (the command's default otherwise). */
 function alphaBetaLearningRate(ctx: CommandContext): { alphaBetaLearningRate?: number } {
   const rate = ctx.options['alpha-beta-learning-rate'];
   return rate === undefined ? {} : { alphaBetaLearningRate: rate as number };
@@ -176,7 +177,7 @@ const trainCommand: CommandSpec = {
     epochs: { type: 'int', help: 'passes over the people', default: 10, value: 'N' },
     steps: { type: 'int', help: 'a fixed number of steps instead of epochs', value: 'N' },
     'learning-rate': { type: 'number', help: 'AdamW learning rate', default: 2e-4, value: 'LR' },
-    ...alphaBetaOption,
+    ...alphaBetaOption(1e-2),
     seed: { type: 'int', help: 'seed of the weights, batches and augmentation', default: 1, value: 'N' },
     size: { type: 'int', help: 'network input side in pixels (--data; LFW uses its crop at 64)', default: 64, value: 'N' },
     color: { type: 'string', help: "'gray' or 'rgb' (--data)", default: 'gray', value: 'C' },
@@ -387,11 +388,11 @@ const reproduceCommand: CommandSpec = {
     images: { type: 'string', help: 'the image folder under DIR, when not found automatically', value: 'NAME' },
     protocol: { type: 'string', help: "'view1' (quick) or '10fold' (View 2, unrestricted)", default: 'view1', value: 'P' },
     folds: { type: 'int', help: "with '10fold': how many folds to run", default: 10, value: 'N' },
-    epochs: { type: 'int', help: 'training passes over the people, per model (20 for a run three times shorter)', default: DEFAULT_REPRODUCE_EPOCHS, value: 'N' },
+    epochs: { type: 'int', help: 'training passes over the people, per model (40 for a run three times shorter)', default: DEFAULT_REPRODUCE_EPOCHS, value: 'N' },
     rows: { type: 'string', help: `comma-separated rows (${REPRODUCE_ROWS.map((r) => r.id).join(', ')})`, default: 'all', value: 'LIST' },
     'learning-rate': { type: 'number', help: 'AdamW learning rate', default: 2e-4, value: 'LR' },
     'weight-decay': { type: 'number', help: 'AdamW weight decay', default: 1e-4, value: 'WD' },
-    ...alphaBetaOption,
+    ...alphaBetaOption(DEFAULT_REPRODUCE_ALPHA_BETA_LEARNING_RATE),
     'identities-per-batch': { type: 'int', help: 'P people per batch', default: 32, value: 'P' },
     'images-per-identity': { type: 'int', help: 'K images of each', default: 4, value: 'K' },
     singles: { type: 'int', help: 'one-image people added to each batch as negatives', default: 16, value: 'N' },

@@ -310,6 +310,9 @@ test('train --lfw, eval and reproduce on a tiny LFW tree', async () => {
   assert.match(seeded.stdout, /Each trained row has 2 models \(seeds 5, 6\)/);
   assert.match(seeded.stderr + seeded.stdout, /32x1-std seed 6: accuracy/);
   for (const f of ['32x1-std-view1.safetensors', '32x1-std-view1-seed6.safetensors']) assert.ok(fs.existsSync(path.join(tmp, 'repro-seeds', 'models', f)), f);
+  // reproduce's own default for alpha / beta (train()'s is 1e-2), in the header and the models.
+  assert.match(seeded.stdout, /^Trained on LFW only [^\n]*, alpha \/ beta learning rate 0\.001[,;]/m);
+  assert.is(loadModelSync(path.join(tmp, 'repro-seeds', 'models', '32x1-std-view1.safetensors')).training.alphaBetaLearningRate, 0.001);
   const seededJson = JSON.parse(fs.readFileSync(path.join(tmp, 'repro-seeds', 'reproduce-view1.json'), 'utf8'));
   assert.equal(seededJson.rows[0].seeds, [5, 6]);
   assert.is(seededJson.rows[0].seedMeans.length, 2);
