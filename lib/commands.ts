@@ -14,7 +14,7 @@ import { findLfw, lfwView1Split, lfwView2Split, loadedPairs } from './lfw.js';
 import type { LfwImageSet, LfwPairSet, LfwSplit } from './lfw.js';
 import { loadModel } from './model.js';
 import { DEFAULT_REPRODUCE_ALPHA_BETA_LEARNING_RATE, DEFAULT_REPRODUCE_EPOCHS, REPRODUCE_ROWS, reproduce } from './reproduce.js';
-import { encode, train } from './train.js';
+import { DEFAULT_ALPHA_BETA_LEARNING_RATE, encode, train } from './train.js';
 import type { TrainMethod } from './model.js';
 import type { TrainProgress } from './train.js';
 
@@ -177,7 +177,7 @@ const trainCommand: CommandSpec = {
     epochs: { type: 'int', help: 'passes over the people', default: 10, value: 'N' },
     steps: { type: 'int', help: 'a fixed number of steps instead of epochs', value: 'N' },
     'learning-rate': { type: 'number', help: 'AdamW learning rate', default: 2e-4, value: 'LR' },
-    ...alphaBetaOption(1e-2),
+    ...alphaBetaOption(DEFAULT_ALPHA_BETA_LEARNING_RATE),
     seed: { type: 'int', help: 'seed of the weights, batches and augmentation', default: 1, value: 'N' },
     size: { type: 'int', help: 'network input side in pixels (--data; LFW uses its crop at 64)', default: 64, value: 'N' },
     color: { type: 'string', help: "'gray' or 'rgb' (--data)", default: 'gray', value: 'C' },

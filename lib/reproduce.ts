@@ -356,7 +356,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRep
     preprocessing: pre,
     mirrorAverage,
     learningRate: extra.learningRate as number | undefined,
-    alphaBetaLearningRate: extra.alphaBetaLearningRate as number | undefined,
+    alphaBetaLearningRate: extra.alphaBetaLearningRate as number,
   });
   const searchFiles: string[] = [];
   const cache = (o.cache as boolean | string | undefined) ?? true;
@@ -463,7 +463,7 @@ function reportMarkdown(
     mirrorAverage: boolean;
     /** The learning rate given in options.train (train()'s default when absent), and alpha / beta's. */
     learningRate?: number;
-    alphaBetaLearningRate?: number;
+    alphaBetaLearningRate: number;
   },
 ): string {
   const [, h, w] = info.preprocessing.inputShape;
@@ -478,7 +478,7 @@ function reportMarkdown(
     '',
     `Trained on LFW only (${info.trainImages.join(' / ')} training images${info.trainImages.length > 1 ? ' per fold' : ''}), ${info.epochs} epochs per model, DCL-S on ${input}` +
       `${info.learningRate === undefined ? '' : `, learning rate ${info.learningRate}`}` +
-      `${info.alphaBetaLearningRate === undefined ? '' : `, alpha / beta learning rate ${info.alphaBetaLearningRate}`}` +
+      `, alpha / beta learning rate ${info.alphaBetaLearningRate}` +
       `${info.mirrorAverage ? ', each face encoded as the mean of the network outputs for it and its mirror image' : ''}; ` +
       `the paper trained on about 630,000 outside faces, so its figures are an upper reference, not a like-for-like comparison. ` +
       `Total time ${(info.seconds / 60).toFixed(1)} min.`,

@@ -232,6 +232,8 @@ export const DEFAULT_CODE_NORM_END = 6;
 export const DEFAULT_COLLAPSE_PATIENCE = 200;
 /** How many times the collapse guard starts training again before E_COLLAPSED. */
 export const DEFAULT_COLLAPSE_RESTARTS = 2;
+/** Adam learning rate of alpha and beta unless options.alphaBetaLearningRate says otherwise. */
+export const DEFAULT_ALPHA_BETA_LEARNING_RATE = 1e-2;
 
 const OPTION_KEYS = [
   'data', 'layout', 'method', 'alpha', 'beta', 'learnAlphaBeta', 'alphaBetaLearningRate', 'omega', 'attributeWeight', 'attributeLearningRate', 'roundingWarmup', 'epochs', 'steps',
@@ -373,7 +375,7 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     alpha: num(o.alpha, 'options.alpha', 10 / maxDistance(layout), 1e-9, 1e9),
     beta: num(o.beta, 'options.beta', 2.5, -1e9, 1e9),
     learnAlphaBeta: (o.learnAlphaBeta as boolean | undefined) ?? true,
-    alphaBetaLearningRate: num(o.alphaBetaLearningRate, 'options.alphaBetaLearningRate', 1e-2, 0, 10),
+    alphaBetaLearningRate: num(o.alphaBetaLearningRate, 'options.alphaBetaLearningRate', DEFAULT_ALPHA_BETA_LEARNING_RATE, 0, 10),
     omega: num(o.omega, 'options.omega', 0.1, 0, 1e6),
     roundingWarmup,
     attributeWeight: data.attributes ? num(o.attributeWeight, 'options.attributeWeight', 1, 0, 1e6) : 0,
