@@ -25,6 +25,7 @@
 // buffers and the CPU kernels, where it must give the CPU trainer's results bit for bit.
 import {
   abortedError,
+  blendDpWithRounding,
   collapseGuard,
   distinctCodes,
   divergedError,
@@ -34,12 +35,12 @@ import {
   progressReporter,
   trainResult,
 } from './train-setup.js';
-import type { LoopProgress } from './train-setup.js';
+import type { LoopProgress, PairLossValue } from './train-setup.js';
 import type { TrainData, TrainResult, TrainSettings } from './train.js';
 import { cudaAvailable, requireCuda } from './cuda.js';
 import { DclError } from './errors.js';
 import { averageInPlace, mirrorImages } from './model.js';
-import type { Model } from './model.js';
+import type { Model, TrainMethod } from './model.js';
 import { quantize } from './codes.js';
 import { Tensor } from './tensor.js';
 import { native } from './native.js';
@@ -530,16 +531,27 @@ export function cudaTrainLoop(
       let weightSum = 0;
       for (let k = 0; k < batch.weights.length; k++) weightSum += batch.weights[k];
       const P = batch.labels.length;
-      ops.batchLoss(net.output, net.outputGrad, batch.pairs, batch.labels, batch.weights, result, [count, layout.n, P, layout.levels, BATCH_LOSS_METHOD[method]], alpha, beta, weightSum, settings.omega);
-      const [loss, gradAlpha, gradBeta] = result;
-      if (!Number.isFinite(loss)) throw divergedError(loss, step);
-      if (settings.sigmoidGradientFloor > 0) {
-        // The floor on the host: dL/dp is count x n values, small beside the batch's images.
+      const pairLoss = (m: TrainMethod): PairLossValue => {
+        ops.batchLoss(net.output, net.outputGrad, batch.pairs, batch.labels, batch.weights, result, [count, layout.n, P, layout.levels, BATCH_LOSS_METHOD[m]], alpha, beta, weightSum, settings.omega);
+        return { loss: result[0], gradAlpha: result[1], gradBeta: result[2] };
+      };
+      let { loss, gradAlpha, gradBeta } = pairLoss(method);
+      const share = method === 'dp' ? settings.roundingShare : 0;
+      if (share > 0 || settings.sigmoidGradientFloor > 0) {
+        // The blend and the floor on the host: dL/dp is count x n values, small beside the batch's images.
         const gradP = outputGrads.subarray(0, count * layout.n);
         ops.download(net.outputGrad, gradP);
+        if (share > 0) {
+          const gradDp = Float32Array.from(gradP);
+          const dp = { loss, gradAlpha, gradBeta };
+          const rounding = pairLoss('rounding');
+          ops.download(net.outputGrad, gradP);
+          ({ loss, gradAlpha, gradBeta } = blendDpWithRounding(share, dp, gradDp, rounding, gradP));
+        }
         floorSigmoidGradient(p, gradP, settings.sigmoidGradientFloor);
         ops.upload(net.outputGrad, gradP);
       }
+      if (!Number.isFinite(loss)) throw divergedError(loss, step);
       net.backward(count);
       const lr = settings.learningRate * schedule(step);
       const t = step + 1;

@@ -152,6 +152,8 @@ export function trainingNote(training: Record<string, unknown>): string {
   if (training.method === 'std') parts.push(`omega ${training.omega}`);
   const warmup = (training.roundingWarmup as number | undefined) ?? 0;
   if (warmup > 0) parts.push(`rounding warm-up for the first ${Math.round(100 * warmup)}% of the steps`);
+  const share = (training.roundingShare as number | undefined) ?? 0;
+  if (training.method === 'dp' && share > 0) parts.push(`then the DP's loss ${1 - share} + the rounding loss ${share}`);
   const restarts = (training.restarts as CollapseRestart[] | undefined) ?? [];
   if (restarts.length > 0)
     parts.push(

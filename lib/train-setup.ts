@@ -190,6 +190,27 @@ export function methodAt(settings: Pick<TrainSettings, 'method' | 'roundingWarmu
   return step < Math.floor(settings.roundingWarmup * total) ? 'rounding' : settings.method;
 }
 
+/** A pair loss and its gradients with respect to alpha and beta. */
+export interface PairLossValue {
+  loss: number;
+  gradAlpha: number;
+  gradBeta: number;
+}
+
+/**
+ * A 'dp' step with settings.roundingShare s > 0 (both training loops): (1 - s) times the DP's
+ * expected loss plus s times the rounding error term's loss, and their gradients likewise.
+ * `gradRounding` (dL/dp of the rounding term) is overwritten with the blended dL/dp.
+ */
+export function blendDpWithRounding(share: number, dp: PairLossValue, gradDp: Float32Array, rounding: PairLossValue, gradRounding: Float32Array): PairLossValue {
+  for (let i = 0; i < gradRounding.length; i++) gradRounding[i] = (1 - share) * gradDp[i] + share * gradRounding[i];
+  return {
+    loss: (1 - share) * dp.loss + share * rounding.loss,
+    gradAlpha: (1 - share) * dp.gradAlpha + share * rounding.gradAlpha,
+    gradBeta: (1 - share) * dp.gradBeta + share * rounding.gradBeta,
+  };
+}
+
 /** The E_ABORTED error of a loop stopped before `step`. */
 export function abortedError(step: number, total: number): DclError {
   return new DclError('E_ABORTED', `Training was aborted after ${step} of ${total} steps`);

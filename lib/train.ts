@@ -12,7 +12,8 @@
 //   the rounding error r = f - 2^Q p held constant (straight-through, gradient scale 2^Q); the
 //   direction of the gradient at tied codes comes from the unrounded values (sign(s1 - s2)).
 // - 'dp' (technique 2, Q = 1): the expected loss over random bits with P(bit = 1) = p, exact, by
-//   the O(n^2) dynamic program, with its exact gradient.
+//   the O(n^2) dynamic program, with its exact gradient; after a rounding warm-up, and blended
+//   with the rounding loss (roundingShare, default half each; 0 is the DP alone).
 // - 'std' (technique 3): the pair loss L on the codes, as for 'rounding' (eq. 8 adds the term to L,
 //   and L is the loss of the quantized codes f), minus omega * sum_i Std_batch(p_i). The paper
 //   writes + omega Std, but its stated intent is to push outputs to saturate; for outputs in
@@ -40,6 +41,7 @@ import { describe, knownKeys, numberOption as num, plainObject } from './validat
 import {
   abortedError,
   afterCollapse,
+  blendDpWithRounding,
   collapseGuard,
   CollapseDetected,
   distinctCodes,
@@ -50,7 +52,7 @@ import {
   progressReporter,
   trainResult,
 } from './train-setup.js';
-import type { LoopProgress } from './train-setup.js';
+import type { LoopProgress, PairLossValue } from './train-setup.js';
 import { cudaEncode, cudaEncodeSync, cudaTrainLoop, encodeDevice, trainDevice } from './cuda-train.js';
 import type { DeviceOption } from './cuda-train.js';
 
@@ -125,6 +127,13 @@ export interface TrainOptions {
    * bits gives little signal from a random start: README, "Results on LFW"), 0 otherwise.
    */
   roundingWarmup?: number;
+  /**
+   * For 'dp', once its warm-up is over: the share s of the rounding error term's loss kept beside
+   * the DP's expected loss, L = (1 - s) E[L] + s L_rounding (blendDpWithRounding). Default 0.5
+   * (README, "Results on LFW": the DP alone switched off bits and scored below rounding); 0 is the
+   * DP alone, as in the paper. Only 'dp' takes it.
+   */
+  roundingShare?: number;
   /** Passes over the identities (default 10). */
   epochs?: number;
   /** Or a fixed number of steps (overrides epochs). */
@@ -214,6 +223,9 @@ export interface TrainOptions {
  */
 export const DEFAULT_DP_ROUNDING_WARMUP = 0.5;
 
+/** The share of the rounding error term's loss a 'dp' run keeps beside the DP's (options.roundingShare). */
+export const DEFAULT_DP_ROUNDING_SHARE = 0.5;
+
 /** The standard deviation code normalisation holds pre-sigmoid values at, by default for Q >= 8 (and 'dp' without the warm-up). */
 export const DEFAULT_CODE_NORM = 1.7;
 /**
@@ -236,7 +248,7 @@ export const DEFAULT_COLLAPSE_RESTARTS = 2;
 export const DEFAULT_ALPHA_BETA_LEARNING_RATE = 1e-2;
 
 const OPTION_KEYS = [
-  'data', 'layout', 'method', 'alpha', 'beta', 'learnAlphaBeta', 'alphaBetaLearningRate', 'omega', 'attributeWeight', 'attributeLearningRate', 'roundingWarmup', 'epochs', 'steps',
+  'data', 'layout', 'method', 'alpha', 'beta', 'learnAlphaBeta', 'alphaBetaLearningRate', 'omega', 'attributeWeight', 'attributeLearningRate', 'roundingWarmup', 'roundingShare', 'epochs', 'steps',
   'identitiesPerBatch', 'imagesPerIdentity', 'singlesPerBatch', 'hardNegatives', 'optimizer', 'learningRate', 'momentum', 'weightDecay',
   'schedule', 'warmupSteps', 'seed', 'network', 'onProgress', 'progressEvery', 'signal', 'worker', 'preprocessing', 'augment',
   'mirrorAverage', 'collapsePatience', 'collapseRestarts', 'sigmoidGradientFloor',
@@ -259,6 +271,8 @@ export interface TrainSettings {
   attributeLearningRate: number;
   /** The fraction of the steps trained with 'rounding' first (methodAt). */
   roundingWarmup: number;
+  /** 'dp' only (0 for the other methods): the rounding loss's share after the warm-up. */
+  roundingShare: number;
   epochs: number;
   steps: number | null;
   identitiesPerBatch: number;
@@ -368,6 +382,9 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
   // DEFAULT_CODE_NORM_END it also lets the bits sharpen. 'std' trains better without it (its own
   // term spreads the outputs) and so do the other rounding layouts (README, "Results on LFW").
   const roundingWarmup = num(o.roundingWarmup, 'options.roundingWarmup', method === 'dp' ? DEFAULT_DP_ROUNDING_WARMUP : 0, 0, 0.999);
+  if (o.roundingShare !== undefined && method !== 'dp')
+    throw new DclError('E_ARG', `Expected options.roundingShare only with method 'dp' (it weighs the DP's loss against rounding's) but received it with '${method}'`);
+  const roundingShare = method === 'dp' ? num(o.roundingShare, 'options.roundingShare', DEFAULT_DP_ROUNDING_SHARE, 0, 1) : 0;
   const defaultNorm = ((method === 'dp' && roundingWarmup === 0) || layout.q >= 8) && network.codeCentre !== true;
   const settings: TrainSettings = {
     layout: layout.name,
@@ -378,6 +395,7 @@ export function checkTrainOptions(options: unknown): { data: TrainData; settings
     alphaBetaLearningRate: num(o.alphaBetaLearningRate, 'options.alphaBetaLearningRate', DEFAULT_ALPHA_BETA_LEARNING_RATE, 0, 10),
     omega: num(o.omega, 'options.omega', 0.1, 0, 1e6),
     roundingWarmup,
+    roundingShare,
     attributeWeight: data.attributes ? num(o.attributeWeight, 'options.attributeWeight', 1, 0, 1e6) : 0,
     attributeLearningRate: num(o.attributeLearningRate, 'options.attributeLearningRate', 1e-2, 0, 10),
     epochs: num(o.epochs, 'options.epochs', 10, 1, 1e6, true),
@@ -454,20 +472,27 @@ export function batchLoss(
   p: Float32Array,
   count: number,
   layout: CodeLayout,
-  settings: Pick<TrainSettings, 'method' | 'omega'>,
+  // roundingShare: for 'dp', the rounding loss's share (blendDpWithRounding); default 0, the DP alone.
+  settings: Pick<TrainSettings, 'method' | 'omega'> & { roundingShare?: number },
   pairs: Int32Array,
   labels: Float32Array,
   weights: Float32Array,
   alpha: number,
   beta: number,
   gradP: Float32Array,
-): { loss: number; gradAlpha: number; gradBeta: number } {
+): PairLossValue {
   const n = layout.n;
   const scale = layout.levels; // 2^Q
   if (settings.method === 'dp') {
     const r = hammingDpLoss({ p: new Tensor(p, [count, n]), pairs, labels, weights, alpha, beta });
-    gradP.set(r.gradP!.data);
-    return { loss: r.loss, gradAlpha: r.gradAlpha, gradBeta: r.gradBeta };
+    const dp = { loss: r.loss, gradAlpha: r.gradAlpha, gradBeta: r.gradBeta };
+    const share = settings.roundingShare ?? 0;
+    if (share === 0) {
+      gradP.set(r.gradP!.data);
+      return dp;
+    }
+    const rounding = batchLoss(p, count, layout, { method: 'rounding', omega: 0 }, pairs, labels, weights, alpha, beta, gradP);
+    return blendDpWithRounding(share, dp, r.gradP!.data, rounding, gradP);
   }
   const s = new Float32Array(p.length);
   for (let i = 0; i < p.length; i++) s[i] = scale * p[i];
@@ -594,7 +619,7 @@ export function cpuTrainLoop(
     const weights = settings.hardNegatives < 1 ? hardNegativeWeights(p, layout.n, batch, settings.hardNegatives) : batch.weights;
     const method = methodAt(settings, step, total);
     const distinct = distinctCodes(p, count, layout);
-    const pair = batchLoss(p, count, layout, { method, omega: settings.omega }, batch.pairs, batch.labels, weights, alpha, beta, gradP);
+    const pair = batchLoss(p, count, layout, { method, omega: settings.omega, roundingShare: settings.roundingShare }, batch.pairs, batch.labels, weights, alpha, beta, gradP);
     const { gradAlpha, gradBeta } = pair;
     let loss = pair.loss;
     if (head) {

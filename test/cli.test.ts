@@ -189,14 +189,15 @@ async function writeTinyLfw(root: string): Promise<void> {
 test("reproduce's row-specific training note names the defaults each method and layout chose", () => {
   const data = syntheticFaces({ identities: 3, imagesPerIdentity: 2, size: 32, seed: 1 });
   const note = (extra: Record<string, unknown>) => trainingNote(checkTrainOptions({ data, ...extra }).settings as unknown as Record<string, unknown>);
-  assert.is(note({ layout: '32x1', method: 'dp' }), 'rounding warm-up for the first 50% of the steps');
-  assert.is(note({ layout: '32x1', method: 'dp', roundingWarmup: 0 }), 'code normalisation 1.7 rising to 6');
+  assert.is(note({ layout: '32x1', method: 'dp' }), "rounding warm-up for the first 50% of the steps, then the DP's loss 0.5 + the rounding loss 0.5");
+  assert.is(note({ layout: '32x1', method: 'dp', roundingShare: 0 }), 'rounding warm-up for the first 50% of the steps');
+  assert.is(note({ layout: '32x1', method: 'dp', roundingWarmup: 0, roundingShare: 0 }), 'code normalisation 1.7 rising to 6');
   assert.is(note({ layout: '4x8' }), 'code normalisation 1.7 rising to 6');
   assert.is(note({ layout: '32x1', method: 'std' }), 'omega 0.1');
   assert.is(note({ layout: '8x4' }), '');
   assert.is(note({ layout: '8x4', data: { ...data, attributes: Int32Array.from(data.labels, (l) => l % 2) } }), 'attribute term weight 1');
   assert.is(note({ layout: '8x4', network: { codeNorm: 2 } }), 'code normalisation 2', 'a given codeNorm stays constant');
-  assert.is(note({ layout: '32x1', method: 'dp', roundingWarmup: 0, network: { codeNorm: 0 } }), '');
+  assert.is(note({ layout: '32x1', method: 'dp', roundingWarmup: 0, roundingShare: 0, network: { codeNorm: 0 } }), '');
   // A model the collapse guard trained again: model.training holds the settings of the run that finished.
   const restarted = { ...checkTrainOptions({ data, layout: '8x4', alphaBetaLearningRate: 1e-3 }).settings, restarts: [{ collapsedAtStep: 255, alphaBetaLearningRate: 0.01, learningRate: 2e-4 }] };
   assert.is(trainingNote(restarted as unknown as Record<string, unknown>), 'trained again after a collapse at step 255 (alpha / beta learning rate 0.001, learning rate 0.0002)');

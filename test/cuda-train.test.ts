@@ -234,18 +234,23 @@ for (const [method, layout] of METHODS) {
     assert.is(ops.live(), 0, 'every buffer freed');
     // Per step: one upload of the batch images, one download of its outputs, one loss call (pairs
     // in, three values out); the uploads before the first step are the weights and zeroed Adam
-    // moments; the downloads after the last step the weights.
+    // moments; the downloads after the last step the weights. A 'dp' step after the warm-up also
+    // runs the rounding loss and blends dL/dp on the host: one more loss call, dL/dp down twice
+    // and up once.
     const params = Object.keys(cpu.state).length;
-    assert.is(ops.calls.get('batchLoss'), 5);
-    assert.is(ops.calls.get('upload'), 5 + 3 * params);
-    assert.is(ops.calls.get('download'), 5 + params);
+    const blended = settings.roundingShare > 0 ? 5 - Math.floor(settings.roundingWarmup * 5) : 0;
+    assert.is(blended, method === 'dp' ? 3 : 0);
+    assert.is(ops.calls.get('batchLoss'), 5 + blended);
+    assert.is(ops.calls.get('upload'), 5 + 3 * params + blended);
+    assert.is(ops.calls.get('download'), 5 + params + 2 * blended);
     assert.is(ops.calls.get('adamUpdate'), 5 * params);
   });
 }
 
 test('device program on the host with the sigmoid gradient floor: the CPU trainer bit for bit', () => {
   for (const [method, layout] of [['rounding', '8x4'], ['dp', '16x1']] as const) {
-    const { data: d, settings } = checkTrainOptions(options({ method, layout, roundingWarmup: 0.5, sigmoidGradientFloor: 0.05, steps: 4 }));
+    const share = method === 'dp' ? { roundingShare: 0 } : {};
+    const { data: d, settings } = checkTrainOptions(options({ method, layout, roundingWarmup: 0.5, sigmoidGradientFloor: 0.05, steps: 4, ...share }));
     const cpu = trainLoop(d, settings, () => {}, () => false);
     const ops = hostOps();
     const dev = cudaTrainLoop(d, settings, () => {}, () => false, ops);
@@ -258,6 +263,23 @@ test('device program on the host with the sigmoid gradient floor: the CPU traine
     // And the floor changes training.
     const plain = trainLoop(d, { ...settings, sigmoidGradientFloor: 0 }, () => {}, () => false);
     assert.not.equal(Array.from(plain.state['classifier.2.weight'].data), Array.from(cpu.state['classifier.2.weight'].data));
+  }
+});
+
+test("device program on the host, 'dp' with the rounding loss kept beside it: the CPU trainer bit for bit", () => {
+  for (const floor of [0, 0.05]) {
+    const { data: d, settings } = checkTrainOptions(options({ method: 'dp', layout: '16x1', roundingWarmup: 0.5, roundingShare: 0.5, sigmoidGradientFloor: floor, steps: 4 }));
+    const cpu = trainLoop(d, settings, () => {}, () => false);
+    const ops = hostOps();
+    const dev = cudaTrainLoop(d, settings, () => {}, () => false, ops);
+    sameState(cpu.state, dev.state, `dp, share 0.5, floor ${floor}`);
+    assert.is(dev.finalLoss, cpu.finalLoss);
+    assert.is(dev.alpha, cpu.alpha);
+    // Steps 2 and 3 (after the warm-up) run both losses and blend dL/dp on the host.
+    assert.is(ops.calls.get('batchLoss'), 4 + 2);
+    // The share changes training.
+    const alone = trainLoop(d, { ...settings, roundingShare: 0 }, () => {}, () => false);
+    assert.not.equal(Array.from(alone.state['classifier.2.weight'].data), Array.from(cpu.state['classifier.2.weight'].data));
   }
 });
 

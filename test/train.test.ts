@@ -7,13 +7,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DclError } from '../lib/errors.js';
 import { loadModelSync } from '../lib/model.js';
-import { checkTrainOptions, encode, encodeSync, train, trainSync } from '../lib/train.js';
+import { batchLoss, checkTrainOptions, encode, encodeSync, train, trainSync } from '../lib/train.js';
 import { floorSigmoidGradient, methodAt } from '../lib/train-setup.js';
 import { Rng } from '../lib/random.js';
 import { quickTrainOptions, SMALL_NETWORK } from './helpers.js';
 import type { TrainOptions, TrainProgress } from '../lib/train.js';
 import { syntheticFaces } from '../lib/synthetic.js';
-import { codeDistance, quantize } from '../lib/codes.js';
+import { codeDistance, parseLayout, quantize } from '../lib/codes.js';
 import { Tensor } from '../lib/tensor.js';
 import { augmentBatch, loadDataset, loadImages, resolvePreprocessing } from '../lib/images.js';
 import sharp from 'sharp';
@@ -110,6 +110,57 @@ test('a DP run with the rounding warm-up: the loss it reports switches from roun
   assert.ok(progress.every((p) => Number.isFinite(p.loss)));
   const before = progress[18].loss, after = progress[20].loss;
   assert.ok(after > before, `loss at step 19 (rounding) ${before.toFixed(4)}, at step 21 (dp) ${after.toFixed(4)}`);
+});
+
+test("roundingShare: 'dp' keeps half the rounding loss by default; validation", () => {
+  const settings = (extra: Partial<TrainOptions>) => checkTrainOptions(options(extra)).settings;
+  assert.is(settings({ method: 'dp' }).roundingShare, 0.5);
+  assert.is(settings({ method: 'dp', roundingShare: 0 }).roundingShare, 0);
+  assert.is(settings({ method: 'dp', roundingShare: 1 }).roundingShare, 1);
+  for (const method of ['rounding', 'std', 'float'] as const) assert.is(settings({ method }).roundingShare, 0, method);
+  const bad: [Partial<TrainOptions>, RegExp][] = [
+    [{ method: 'dp', roundingShare: -0.1 }, /options\.roundingShare/],
+    [{ method: 'dp', roundingShare: 1.5 }, /options\.roundingShare/],
+    [{ method: 'dp', roundingShare: Number.NaN }, /options\.roundingShare/],
+    [{ method: 'dp', roundingShare: '0.5' as unknown as number }, /options\.roundingShare/],
+    [{ method: 'rounding', roundingShare: 0.5 }, /only with method 'dp'/],
+  ];
+  for (const [extra, message] of bad)
+    try {
+      checkTrainOptions(options(extra));
+      assert.unreachable(`${JSON.stringify(extra)} was accepted`);
+    } catch (error) {
+      assert.instance(error, DclError);
+      assert.is((error as DclError).code, 'E_ARG');
+      assert.match((error as Error).message, message);
+    }
+});
+
+test('batchLoss for dp with roundingShare s: (1 - s) x the DP loss + s x the rounding loss, gradients likewise', () => {
+  const rng = new Rng(5);
+  const layout = parseLayout('32x1');
+  const count = 7;
+  const p = Float32Array.from({ length: count * layout.n }, () => rng.uniform());
+  const pairs = Int32Array.from([0, 1, 0, 2, 1, 3, 2, 4, 3, 5, 4, 6, 5, 6, 0, 6]);
+  const labels = Float32Array.from([-1, 1, -1, 1, 1, -1, 1, -1]);
+  const weights = Float32Array.from([1, 0.5, 2, 1, 1, 0.25, 1, 1]);
+  const run = (method: 'dp' | 'rounding', roundingShare?: number) => {
+    const grad = new Float32Array(p.length);
+    const r = batchLoss(p, count, layout, { method, omega: 0, roundingShare }, pairs, labels, weights, 0.4, 5, grad);
+    return { ...r, grad };
+  };
+  const dp = run('dp', 0);
+  const rounding = run('rounding');
+  assert.ok(Math.abs(dp.loss - rounding.loss) > 1e-3, 'the two losses differ on this batch');
+  assert.equal(run('dp'), dp, 'no share given: the DP alone');
+  for (const share of [0.25, 0.5, 1]) {
+    const mix = run('dp', share);
+    const near = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-12 + 1e-9 * Math.abs(b), `${what} at share ${share}: ${a} against ${b}`);
+    near(mix.loss, (1 - share) * dp.loss + share * rounding.loss, 'loss');
+    near(mix.gradAlpha, (1 - share) * dp.gradAlpha + share * rounding.gradAlpha, 'd/dalpha');
+    near(mix.gradBeta, (1 - share) * dp.gradBeta + share * rounding.gradBeta, 'd/dbeta');
+    for (let i = 0; i < p.length; i++) near(mix.grad[i], Math.fround((1 - share) * dp.grad[i] + share * rounding.grad[i]), `dL/dp[${i}]`);
+  }
 });
 
 test('std term: omega > 0 pushes each output apart over the images, towards both 0 and 1', () => {
