@@ -193,7 +193,7 @@ test("reproduce's row-specific training note names the defaults each method and 
   assert.is(note({ layout: '32x1', method: 'dp', roundingShare: 0 }), 'rounding warm-up for the first 50% of the steps');
   assert.is(note({ layout: '32x1', method: 'dp', roundingWarmup: 0, roundingShare: 0 }), 'code normalisation 1.7 rising to 6');
   assert.is(note({ layout: '4x8' }), 'code normalisation 1.7 rising to 6');
-  assert.is(note({ layout: '32x1', method: 'std' }), 'omega 0.1');
+  assert.is(note({ layout: '32x1', method: 'std' }), 'omega 0.01');
   assert.is(note({ layout: '8x4' }), '');
   assert.is(note({ layout: '8x4', data: { ...data, attributes: Int32Array.from(data.labels, (l) => l % 2) } }), 'attribute term weight 1');
   assert.is(note({ layout: '8x4', network: { codeNorm: 2 } }), 'code normalisation 2', 'a given codeNorm stays constant');

@@ -78,7 +78,7 @@ test('defaults per method and layout: alpha, code normalisation and omega', () =
   const cold = settings({ method: 'dp', roundingWarmup: 0, network: {} });
   assert.equal([cold.network.codeNorm, cold.network.codeNormEnd], [1.7, 6]);
   assert.is(settings({ method: 'std', roundingWarmup: 0.25 }).roundingWarmup, 0.25);
-  assert.is(settings({ method: 'std' }).omega, 0.1);
+  assert.is(settings({ method: 'std' }).omega, 0.01);
   // Centring instead: no default code normalisation then.
   const centred = settings({ method: 'dp', layout: '32x1', network: { codeCentre: true } }).network;
   assert.is(centred.codeNorm, 0);
