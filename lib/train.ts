@@ -104,8 +104,8 @@ export interface TrainOptions {
   /**
    * Weight of the standard-deviation term for method 'std' (default 0.01). The term is a sum over
    * the n outputs (up to n / 2), the pair loss about 0.7: with omega 1 the spread alone would
-   * drive training (LFW View 1, 32x1, 120 epochs: omega 0.01 71.5% and 70.8% with seeds 1 and 2,
-   * 0.1 67.8%; README, "Results on LFW").
+   * drive training (LFW View 1, 32x1, 120 epochs: omega 0.01 71.5%, 70.8% and 70.3% with seeds
+   * 1-3, 0.1 67.8%; README, "Results on LFW").
    */
   omega?: number;
   /**
