@@ -153,7 +153,8 @@ export function trainingNote(training: Record<string, unknown>): string {
   const warmup = (training.roundingWarmup as number | undefined) ?? 0;
   if (warmup > 0) parts.push(`rounding warm-up for the first ${Math.round(100 * warmup)}% of the steps`);
   const share = (training.roundingShare as number | undefined) ?? 0;
-  if (training.method === 'dp' && share > 0) parts.push(`then the DP's loss ${1 - share} + the rounding loss ${share}`);
+  // toPrecision: 1 - 0.7 would print as 0.30000000000000004.
+  if (training.method === 'dp' && share > 0) parts.push(`then the DP's loss ${Number((1 - share).toPrecision(12))} + the rounding loss ${share}`);
   const restarts = (training.restarts as CollapseRestart[] | undefined) ?? [];
   if (restarts.length > 0)
     parts.push(

@@ -191,6 +191,7 @@ test("reproduce's row-specific training note names the defaults each method and 
   const note = (extra: Record<string, unknown>) => trainingNote(checkTrainOptions({ data, ...extra }).settings as unknown as Record<string, unknown>);
   assert.is(note({ layout: '32x1', method: 'dp' }), "rounding warm-up for the first 50% of the steps, then the DP's loss 0.5 + the rounding loss 0.5");
   assert.is(note({ layout: '32x1', method: 'dp', roundingShare: 0 }), 'rounding warm-up for the first 50% of the steps');
+  assert.is(note({ layout: '32x1', method: 'dp', roundingShare: 0.7 }), "rounding warm-up for the first 50% of the steps, then the DP's loss 0.3 + the rounding loss 0.7");
   assert.is(note({ layout: '32x1', method: 'dp', roundingWarmup: 0, roundingShare: 0 }), 'code normalisation 1.7 rising to 6');
   assert.is(note({ layout: '4x8' }), 'code normalisation 1.7 rising to 6');
   assert.is(note({ layout: '32x1', method: 'std' }), 'omega 0.01');
